@@ -1,0 +1,58 @@
+"""prism's command line: the typer app and one error handler. Commands live in prism_cli/commands/."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from prism_cli import __version__
+from prism_cli.commands import COMMAND_MODULES
+from prism_cli.errors import EXIT_USAGE, PrismError
+
+app = typer.Typer(
+    name="prism",
+    help="Moderate prompts and outputs of local language models against a policy you can read, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"prism {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """PRISM: Private, Robust, Independent Safety at Minimal marginal compute."""
+
+
+for _module in COMMAND_MODULES:
+    _module.register(app)
+
+
+def main() -> None:
+    """Entry point: PrismError becomes one line on stderr and its exit code; never a traceback."""
+    from prism_cli.commands.common import error_line
+
+    try:
+        app()
+    except PrismError as e:
+        error_line(str(e))
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except SystemExit:
+        raise
+    except UnicodeDecodeError as e:
+        error_line(f"invalid UTF-8 input ({e.reason})")
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,52 @@
+"""`prism check`: one text in, a verdict out; the exit code is the decision (a shell filter)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from prism_cli.commands.common import ModeratorOpt, PolicyOpt
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+
+
+def check(
+    file: Optional[str] = typer.Argument(None, help="File to check; stdin when omitted or '-'."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Check this text instead of stdin."),
+    role: str = typer.Option("response", "--role", "-r", help="prompt (user input, p(x)) or response (model output, q(Y))."),
+    json_out: bool = typer.Option(False, "--json", help="Print the verdict object on stdout."),
+    pass_through: bool = typer.Option(False, "--pass", help="Echo the input to stdout only when it is allowed."),
+    include_text: bool = typer.Option(False, "--include-text", help="Include the text in --json output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No verdict line on stderr; the exit code says it."),
+    policy: Optional[str] = PolicyOpt,
+    moderator: Optional[str] = ModeratorOpt,
+) -> None:
+    """Moderate one text. Exit 0 allowed (or warned), 1 blocked, 2 bad input, 3 moderator failed (blocked).
+
+    Example: cat out.txt | prism check --pass > safe.txt
+    """
+    from prism_cli.build import build_gate
+    from prism_cli.commands.common import verdict_line
+    from prism_cli.errors import EXIT_BLOCK, EXIT_MODERATOR, InputError
+    from prism_cli.textio import read_document
+
+    if role not in ("prompt", "response"):
+        raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
+    doc, name = read_document(file, text)
+    gate = build_gate(policy, moderator)
+    verdict = gate.check(doc, role, id=name)  # type: ignore[arg-type]
+    verdict.text = doc
+    if json_out:
+        print(verdict.to_json(include_text))
+    if not quiet:
+        print(verdict_line(verdict, gate.policy), file=sys.stderr)
+    if pass_through and not verdict.blocked:
+        sys.stdout.write(doc)
+        sys.stdout.flush()
+    if verdict.error is not None:
+        raise typer.Exit(EXIT_MODERATOR)
+    raise typer.Exit(EXIT_BLOCK if verdict.blocked else 0)

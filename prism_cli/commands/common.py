@@ -1,0 +1,38 @@
+"""Helpers every command shares: stderr console, one-line errors, shared options."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+
+PolicyOpt = typer.Option(None, "--policy", "-p", help="Policy name (prism policy list) or YAML file.")
+ModeratorOpt = typer.Option(None, "--moderator", "-m", help="Moderator: registry name, model folder, .gguf file or 'rules'.")
+
+
+def err_console() -> Any:
+    """A rich console on stderr; colour only on a TTY and never with NO_COLOR."""
+    from rich.console import Console
+
+    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def error_line(msg: str) -> None:
+    print(f"prism: error: {msg}", file=sys.stderr)
+
+
+def notice(msg: str) -> None:
+    print(f"prism: {msg}", file=sys.stderr)
+
+
+def verdict_line(verdict: Any, policy: Any) -> str:
+    """One human line: decision, flagged category names, overall score (and the error, if any)."""
+    if verdict.error:
+        return f"{verdict.decision.value}: {verdict.error} (prism fails closed)"
+    names = ", ".join(f"{policy.label(c)}" + (f" [{c}]" if c != "unsafe" else "") for c in verdict.flagged)
+    head = verdict.decision.value
+    if names:
+        head += f": {names}"
+    return f"{head} (unsafe={verdict.unsafe:.2f}, {verdict.moderator}, policy {verdict.policy})"

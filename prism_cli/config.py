@@ -1,0 +1,59 @@
+"""User configuration (config.yaml under the prism config dir): default moderator, offline switch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prism_cli.errors import InputError
+from prism_cli.paths import config_file
+
+KEYS: dict[str, str] = {
+    "moderator": "default moderator (a registry name, model folder or .gguf file)",
+    "policy": "default policy (a shipped name or a YAML file)",
+    "offline": "true forbids any network access, even `models pull`",
+}
+
+
+def load() -> dict[str, Any]:
+    path = config_file()
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InputError(f"{path}: unreadable config ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: config must be a mapping of keys to values")
+    return data
+
+
+def get(key: str, default: Any = None) -> Any:
+    return load().get(key, default)
+
+
+def set_value(key: str, value: Any) -> Path:
+    if key not in KEYS:
+        raise InputError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
+    data = load()
+    if value is None:
+        data.pop(key, None)
+    else:
+        data[key] = value
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def offline() -> bool:
+    env = os.environ.get("PRISM_OFFLINE", "").lower()
+    if env in ("1", "true", "yes"):
+        return True
+    v = get("offline", False)
+    return v is True or str(v).lower() in ("1", "true", "yes")

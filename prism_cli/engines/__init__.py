@@ -1,0 +1,1 @@
+"""The wrapped model (in process or a server). Engines know nothing of moderation."""

@@ -1,0 +1,39 @@
+"""The engine protocol: a chat model that streams text pieces and can be stopped at once."""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, Sequence
+
+ChatMessage = dict[str, str]
+"""{"role": "system"|"user"|"assistant", "content": "..."}"""
+
+
+class EngineError(Exception):
+    """The model could not run (load failure, server down, context overflow)."""
+
+
+class Engine(Protocol):
+    name: str
+    n_ctx: int
+    """Context window in tokens (0 when unknown, e.g. some servers)."""
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.7,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply as text pieces (about one token each).
+
+        Closing the iterator (`.close()`, or leaving a for-loop over it) stops generation
+        immediately: no further tokens are decoded and a server connection is dropped.
+        """
+        ...
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens the prompt for these messages takes (for trimming old turns)."""
+        ...
+
+    def close(self) -> None: ...

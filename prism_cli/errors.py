@@ -1,0 +1,32 @@
+"""Exceptions that map onto prism's exit codes (DESIGN.md)."""
+
+from __future__ import annotations
+
+EXIT_ALLOW = 0
+EXIT_BLOCK = 1
+EXIT_USAGE = 2
+EXIT_MODERATOR = 3
+
+
+class PrismError(Exception):
+    """An error the user can fix; printed as one line, never a traceback."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(PrismError):
+    """Bad input: a file, line or key the user must fix (exit 2)."""
+
+
+class PolicyError(InputError):
+    """A policy file that does not validate; the message names file, line and key."""
+
+
+class ModeratorError(PrismError):
+    """The moderator could not run. The turn is blocked (fail closed), exit 3."""
+
+    exit_code = EXIT_MODERATOR
+
+
+class ModelNotFound(ModeratorError):
+    """A moderator that is not installed; the message says how to get it."""

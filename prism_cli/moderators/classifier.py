@@ -1,0 +1,146 @@
+"""Text classifier moderator: onnxruntime + tokenizers, batched. The bundled default uses it.
+
+A model folder holds:
+  model.onnx       inputs input_ids / attention_mask (/ token_type_ids), int64 [batch, seq];
+                   one output [batch, n_labels] of logits or probabilities
+  tokenizer.json   a `tokenizers` tokenizer
+  prism.json       {"name", "version", "labels": [...], "activation": "sigmoid"|"softmax"|"none",
+                    "max_length": 128, "output": optional output name,
+                    "category_map": {label: policy category id or [ids]},
+                    "unsafe": label giving P(unsafe) | {"one_minus": safe label} | null (max of categories)}
+onnxruntime and tokenizers are imported here only, on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from prism_cli.errors import ModeratorError
+from prism_cli.moderators.base import Message, Role
+from prism_cli.verdict import Scores
+
+CONFIG = "prism.json"
+_ACTIVATIONS = ("sigmoid", "softmax", "none")
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    cfg_path = folder / CONFIG
+    for f in (folder / "model.onnx", folder / "tokenizer.json", cfg_path):
+        if not f.is_file():
+            raise ModeratorError(f"{folder}: not a classifier model folder (missing {f.name})")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModeratorError(f"{cfg_path}: unreadable ({e})") from None
+    labels = cfg.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise ModeratorError(f"{cfg_path}: key 'labels' must be a non-empty list of strings")
+    if cfg.get("activation", "sigmoid") not in _ACTIVATIONS:
+        raise ModeratorError(f"{cfg_path}: key 'activation' must be one of {', '.join(_ACTIVATIONS)}")
+    return cfg
+
+
+class ClassifierModerator:
+    def __init__(self, folder: str | Path, threads: int | None = None, batch_size: int = 64):
+        self.folder = Path(folder)
+        self.cfg = read_config(self.folder)
+        self.name = f"{self.cfg.get('name', self.folder.name)}@{self.cfg.get('version', '0')}"
+        self.labels: list[str] = self.cfg["labels"]
+        self.activation: str = self.cfg.get("activation", "sigmoid")
+        self.max_length = int(self.cfg.get("max_length", 128))
+        self.batch_size = batch_size
+        self._threads = threads or int(os.environ.get("PRISM_THREADS", "0") or 0) or None
+        cmap = self.cfg.get("category_map", {})
+        self._map: list[tuple[int, list[str]]] = []
+        for i, label in enumerate(self.labels):
+            target = cmap.get(label)
+            if target:
+                self._map.append((i, [target] if isinstance(target, str) else list(target)))
+        unsafe = self.cfg.get("unsafe")
+        self._unsafe_idx: int | None = None
+        self._safe_idx: int | None = None
+        if isinstance(unsafe, str):
+            self._unsafe_idx = self._label_index(unsafe)
+        elif isinstance(unsafe, dict) and "one_minus" in unsafe:
+            self._safe_idx = self._label_index(unsafe["one_minus"])
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    def _label_index(self, label: str) -> int:
+        if label not in self.labels:
+            raise ModeratorError(f"{self.folder / CONFIG}: label {label!r} is not in 'labels'")
+        return self.labels.index(label)
+
+    def categories(self) -> set[str]:
+        return {c for _, cats in self._map for c in cats}
+
+    def _load(self) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as e:
+            raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
+        try:
+            tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+            tok.enable_truncation(self.max_length)
+            tok.no_padding()
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            if self._threads:
+                opts.intra_op_num_threads = self._threads
+                opts.inter_op_num_threads = 1
+            sess = ort.InferenceSession(str(self.folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - corrupt/truncated model files surface as one line
+            raise ModeratorError(f"{self.folder}: cannot load classifier ({str(e).splitlines()[0][:200]})") from None
+        self._inputs = [i.name for i in sess.get_inputs()]
+        outs = [o.name for o in sess.get_outputs()]
+        self._output = self.cfg.get("output") or outs[0]
+        self._session, self._tokenizer = sess, tok
+
+    def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
+        if self._session is None:
+            self._load()
+        import numpy as np
+
+        encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
+        probs = np.zeros((len(encs), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = max(1, max(len(encs[i].ids) for i in idx))
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for r, i in enumerate(idx):
+                e = encs[i].ids
+                ids[r, : len(e)] = e
+                mask[r, : len(e)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            out = self._session.run([self._output], {k: feed[k] for k in self._inputs})[0]
+            probs[idx] = self._activate(np.asarray(out, dtype=np.float32))
+        return [self._to_scores(row) for row in probs]
+
+    def _activate(self, x: Any) -> Any:
+        import numpy as np
+
+        if self.activation == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-x))
+        if self.activation == "softmax":
+            e = np.exp(x - x.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        return np.clip(x, 0.0, 1.0)
+
+    def _to_scores(self, row: Any) -> Scores:
+        s: Scores = {}
+        for i, cats in self._map:
+            for c in cats:
+                s[c] = max(s.get(c, 0.0), float(row[i]))
+        if self._unsafe_idx is not None:
+            s["unsafe"] = float(row[self._unsafe_idx])
+        elif self._safe_idx is not None:
+            s["unsafe"] = 1.0 - float(row[self._safe_idx])
+        else:
+            s["unsafe"] = max(s.values(), default=0.0)
+        return s

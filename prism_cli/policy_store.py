@@ -1,0 +1,73 @@
+"""Finding, reading and listing policies: shipped ones, the user's own, or any YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prism_cli import config
+from prism_cli.errors import PolicyError
+from prism_cli.paths import shipped_policies_dir, user_policies_dir
+from prism_cli.policy import Policy, extends_of, parse_policy
+
+DEFAULT_POLICY = "default"
+_MAX_BYTES = 1_000_000
+
+
+def policy_dirs() -> list[Path]:
+    """User policies shadow shipped ones of the same name."""
+    return [user_policies_dir(), shipped_policies_dir()]
+
+
+def find_policy(name_or_path: str) -> Path:
+    p = Path(name_or_path).expanduser()
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise PolicyError(f"{name_or_path}: no such policy file")
+        return p
+    for d in policy_dirs():
+        for ext in (".yaml", ".yml"):
+            f = d / f"{name_or_path}{ext}"
+            if f.is_file():
+                return f
+    names = ", ".join(sorted(list_policies())) or "none"
+    raise PolicyError(f"unknown policy {name_or_path!r} (available: {names}; or give a YAML file)")
+
+
+def read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise PolicyError(f"{path}: cannot read ({e.strerror})") from None
+    if len(raw) > _MAX_BYTES:
+        raise PolicyError(f"{path}: too large for a policy ({len(raw)} bytes)")
+    if b"\0" in raw:
+        raise PolicyError(f"{path}: binary file, not a YAML policy")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise PolicyError(f"{path}:{line}: invalid UTF-8") from None
+
+
+def load_policy(name_or_path: str | None = None, _chain: tuple[Path, ...] = ()) -> Policy:
+    """Load and validate a policy, following `extends` (shipped name or relative path)."""
+    spec = name_or_path or config.get("policy") or DEFAULT_POLICY
+    path = find_policy(str(spec)).resolve()
+    if path in _chain:
+        raise PolicyError(f"{path}: 'extends' forms a cycle")
+    text = read_text(path)
+    base_spec = extends_of(text, str(path))
+    base = None
+    if base_spec:
+        rel = path.parent / base_spec
+        base = load_policy(str(rel) if rel.is_file() else base_spec, _chain + (path,))
+    return parse_policy(text, str(path), base)
+
+
+def list_policies() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in reversed(policy_dirs()):
+        if d.is_dir():
+            for f in sorted(d.glob("*.y*ml")):
+                found[f.stem] = f
+    return found

@@ -1,0 +1,96 @@
+"""Verdict and Decision: the one JSON shape used by check, scan, chat and the audit log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+Scores = dict[str, float]
+"""Category id -> probability in [0, 1]; the key "unsafe" holds the overall probability."""
+
+UNSAFE = "unsafe"
+
+
+class Decision(str, Enum):
+    ALLOW = "allow"
+    WARN = "warn"
+    BLOCK = "block"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def worst(cls, decisions: "list[Decision]") -> "Decision":
+        return max(decisions, key=lambda d: d.rank, default=cls.ALLOW)
+
+
+_RANK = {Decision.ALLOW: 0, Decision.WARN: 1, Decision.BLOCK: 2}
+
+
+@dataclass
+class Verdict:
+    """What the gate decided about one text.
+
+    `error` is set when the moderator could not run; the decision is then the
+    policy's `on_error` action (block by default: prism fails closed).
+    """
+
+    id: str
+    role: str
+    decision: Decision
+    flagged: list[str] = field(default_factory=list)
+    scores: Scores = field(default_factory=dict)
+    unsafe: float = 0.0
+    moderator: str = ""
+    policy: str = ""
+    ms: float = 0.0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.decision is Decision.BLOCK
+
+    def to_dict(self, include_text: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "decision": self.decision.value,
+            "flagged": list(self.flagged),
+            "scores": {k: round(v, 6) for k, v in self.scores.items()},
+            "unsafe": round(self.unsafe, 6),
+            "moderator": self.moderator,
+            "policy": self.policy,
+            "ms": round(self.ms, 3),
+        }
+        if self.error is not None:
+            d["error"] = self.error
+        d.update(self.extra)
+        if include_text and self.text is not None:
+            d["text"] = self.text
+        return d
+
+    def to_json(self, include_text: bool = False) -> str:
+        return json.dumps(self.to_dict(include_text), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Verdict":
+        known = {"id", "role", "decision", "flagged", "scores", "unsafe", "moderator", "policy", "ms", "error", "text"}
+        return cls(
+            id=str(d["id"]),
+            role=d["role"],
+            decision=Decision(d["decision"]),
+            flagged=list(d.get("flagged", [])),
+            scores=dict(d.get("scores", {})),
+            unsafe=float(d.get("unsafe", 0.0)),
+            moderator=d.get("moderator", ""),
+            policy=d.get("policy", ""),
+            ms=float(d.get("ms", 0.0)),
+            error=d.get("error"),
+            text=d.get("text"),
+            extra={k: v for k, v in d.items() if k not in known},
+        )

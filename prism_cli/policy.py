@@ -320,3 +320,34 @@ def extends_of(text: str, source: str) -> str | None:
 
 def with_overrides(policy: Policy, **changes: Any) -> Policy:
     return replace(policy, **changes)
+
+
+def policy_to_dict(policy: Policy) -> dict[str, Any]:
+    """The resolved policy (after `extends`) in the YAML schema, for `policy show --yaml` and `init --full`."""
+    cats = []
+    for c in policy.categories:
+        d: dict[str, Any] = {"id": c.id, "name": c.name, "description": c.description}
+        if c.applies_to != ROLES:
+            d["applies_to"] = list(c.applies_to)
+        d["threshold"] = c.threshold
+        d["action"] = c.action
+        if not c.enabled:
+            d["enabled"] = False
+        if c.rules:
+            d["rules"] = {k: list(v) for k, v in (("keywords", c.rules.keywords), ("patterns", c.rules.patterns)) if v}
+        cats.append(d)
+    out: dict[str, Any] = {
+        "name": policy.name,
+        "description": policy.description,
+        "based_on": policy.based_on,
+    }
+    if policy.moderator:
+        out["moderator"] = policy.moderator
+    out["defaults"] = {"threshold": policy.threshold, "action": policy.action, "on_error": policy.on_error}
+    if policy.overall:
+        out["overall"] = {"threshold": policy.overall.threshold, "action": policy.overall.action}
+        if policy.overall.applies_to != ROLES:
+            out["overall"]["applies_to"] = list(policy.overall.applies_to)
+    out["stream"] = {"window": policy.stream.window, "holdback": policy.stream.holdback}
+    out["categories"] = cats
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prism_cli import config
@@ -71,3 +72,53 @@ def list_policies() -> dict[str, Path]:
             for f in sorted(d.glob("*.y*ml")):
                 found[f.stem] = f
     return found
+
+
+def init_policy(name: str, base: str, dest: Path | None, full: bool, force: bool) -> Path:
+    """Write a starter policy: a short file that `extends` the base (or, with full, a complete copy)."""
+    import re
+
+    import yaml
+
+    from prism_cli.policy import policy_to_dict
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise PolicyError(f"policy name {name!r}: use letters, digits, '-', '_' or '.'")
+    base_policy = load_policy(base)
+    target = dest or (user_policies_dir() / f"{name}.yaml")
+    if target.exists() and not force:
+        raise PolicyError(f"{target}: already exists (use --force to overwrite)")
+    if full:
+        data = policy_to_dict(base_policy)
+        data["name"] = name
+        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+        text = f"# A copy of the '{base_policy.name}' policy. Edit freely; validate with: prism policy validate {target}\n" + body
+    else:
+        example = base_policy.categories[0]
+        text = (
+            f"# My policy: everything in '{base_policy.name}', with my changes below.\n"
+            f"# Categories listed here override the base by id (only the keys you give);\n"
+            f"# new ids add categories (they need name and description).\n"
+            f"# See every category with: prism policy show {base_policy.name}\n"
+            f"name: {name}\n"
+            f"extends: {base_policy.name}\n"
+            f"description: {base_policy.description!r}\n"
+            f"categories:\n"
+            f"  - id: {example.id}            # {example.name}\n"
+            f"    threshold: {example.threshold}\n"
+            f"    action: {example.action}      # block | warn | log\n"
+            f"  # - id: no-spoilers\n"
+            f"  #   name: Spoilers\n"
+            f"  #   description: Plot twists and endings of films and books.\n"
+            f"  #   rules:\n"
+            f"  #     keywords: [the ending, plot twist]\n"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        load_policy(str(tmp))  # what we write must validate before it becomes visible
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

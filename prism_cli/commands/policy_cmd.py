@@ -1,7 +1,101 @@
-"""Placeholder: filled in by the issue that builds this command."""
+"""`prism policy list | show | init | validate`: read, copy and check acceptable use policies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+policy_app = typer.Typer(help="List, show, create and validate policies.", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("list")
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="One JSON object per policy.")) -> None:
+    """Shipped and user policies. Example: prism policy list"""
+    from prism_cli.paths import shipped_policies_dir
+    from prism_cli.policy_store import list_policies, load_policy
+
+    rows = []
+    for name, path in list_policies().items():
+        origin = "shipped" if path.parent.resolve() == shipped_policies_dir().resolve() else "user"
+        try:
+            p = load_policy(str(path))
+            rows.append({"name": name, "origin": origin, "categories": len(p.categories), "description": p.description, "path": str(path)})
+        except Exception as e:  # noqa: BLE001 - a broken user policy must not hide the others
+            rows.append({"name": name, "origin": origin, "categories": None, "description": f"INVALID: {e}", "path": str(path)})
+    if json_out:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("name", "origin", "categories", "description", box=None, pad_edge=False)
+    for r in rows:
+        t.add_row(r["name"], r["origin"], str(r["categories"] or "-"), r["description"])
+    Console().print(t)
+
+
+@policy_app.command("show")
+def show_cmd(
+    name: str = typer.Argument("default", help="Policy name or YAML file."),
+    yaml_out: bool = typer.Option(False, "--yaml", help="Print the resolved policy (after extends) as YAML."),
+) -> None:
+    """Show a policy's categories, thresholds and actions. Example: prism policy show strict"""
+    from prism_cli.policy import policy_to_dict
+    from prism_cli.policy_store import load_policy
+
+    p = load_policy(name)
+    if yaml_out:
+        import yaml
+
+        print(yaml.safe_dump(policy_to_dict(p), sort_keys=False, allow_unicode=True, width=100), end="")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    c.print(f"[bold]{p.name}[/bold]: {p.description}")
+    c.print(f"based on: {p.based_on or '-'}   moderator: {p.moderator or '(default)'}   on error: {p.on_error}   "
+            f"stream: window {p.stream.window}, holdback {p.stream.holdback}   source: {p.source}")
+    if p.overall:
+        c.print(f"overall P(unsafe) >= {p.overall.threshold} -> {p.overall.action}")
+    t = Table("id", "name", "applies to", "threshold", "action", "rules", "description")
+    for cat in p.categories:
+        rules = len(cat.rules.keywords) + len(cat.rules.patterns)
+        t.add_row(cat.id, cat.name + ("" if cat.enabled else " (off)"), ",".join(cat.applies_to), f"{cat.threshold:g}",
+                  cat.action, str(rules) if rules else "", cat.description)
+    c.print(t)
+
+
+@policy_app.command("init")
+def init_cmd(
+    name: str = typer.Argument("my-policy", help="Name of the new policy."),
+    base: str = typer.Option("default", "--from", help="Policy to start from."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of the user policy folder."),
+    full: bool = typer.Option(False, "--full", help="Copy every category instead of extending the base."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Create a policy you can edit. Example: prism policy init family --from strict"""
+    from prism_cli.commands.common import notice
+    from prism_cli.policy_store import init_policy
+
+    path = init_policy(name, base, out, full, force)
+    print(path)
+    notice(f"wrote policy '{name}'; use it with --policy {name if out is None else path}")
+
+
+@policy_app.command("validate")
+def validate_cmd(files: list[Path] = typer.Argument(..., help="Policy YAML files.")) -> None:
+    """Check policy files; errors name the file, line and key (exit 2). Example: prism policy validate my.yaml"""
+    from prism_cli.policy_store import load_policy
+
+    for f in files:
+        p = load_policy(str(f))
+        print(f"{f}: ok ({p.name}: {len(p.categories)} categories)")

@@ -51,6 +51,28 @@ def set_value(key: str, value: Any) -> Path:
     return path
 
 
+_BOOL_KEYS = {"offline"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """A value typed on the command line, checked for its key (booleans stay booleans)."""
+    if key not in KEYS:
+        raise InputError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
+    if key in _BOOL_KEYS:
+        low = raw.strip().lower()
+        if low not in _TRUE + _FALSE:
+            raise InputError(f"config key {key!r} takes true or false, got {raw!r}")
+        return low in _TRUE
+    if not raw.strip():
+        raise InputError(f"config key {key!r} needs a value (use `prism config unset {key}` to clear it)")
+    return raw.strip()
+
+
+def unset(key: str) -> Path:
+    return set_value(key, None)
+
+
 def offline() -> bool:
     env = os.environ.get("PRISM_OFFLINE", "").lower()
     if env in ("1", "true", "yes"):

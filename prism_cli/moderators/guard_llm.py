@@ -1,0 +1,324 @@
+"""Guard-model moderator: a GGUF guard model (Llama Guard 3, Qwen3Guard, ShieldGemma) run by llama-cpp-python.
+
+Probabilities, not parsed text: P(unsafe) is the first answer token's distribution normalised
+over the verdict words ("safe" / "unsafe"); per-category probabilities come from the answer
+that names the category after "unsafe\\n", teacher-forced, normalised over the categories and
+multiplied by P(unsafe). Multi-token answers are scored token by token over a trie of the
+answers, so any vocabulary works.
+
+Cost: the prompt starts with the fixed policy text. Each role keeps its own llama.cpp context
+(the prefix differs by role) and the list of tokens its KV cache holds; a new prompt evaluates
+only the tokens after the longest common prefix. A response growing by a window therefore
+costs the new tokens plus the short suffix and answer, not the whole response again.
+
+llama_cpp is imported on first use only, so `prism check` with a classifier never loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from prism_cli.errors import ModeratorError
+from prism_cli.moderators.base import Message, Role
+from prism_cli.moderators.guard_formats import FORMATS, Piece, Query, detect_format, get_format
+from prism_cli.policy import Policy
+from prism_cli.verdict import Scores
+
+DEFAULT_N_CTX = 4096
+_GGUF_MAGIC = b"GGUF"
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _softmax(logps: dict[str, float]) -> dict[str, float]:
+    """Normalise log-probabilities over the options, stably; equal split if none is possible."""
+    import math
+
+    finite = [v for v in logps.values() if v != float("-inf")]
+    if not finite:
+        return {k: 1.0 / len(logps) for k in logps} if logps else {}
+    m = max(finite)
+    ex = {k: (math.exp(v - m) if v != float("-inf") else 0.0) for k, v in logps.items()}
+    z = sum(ex.values())
+    return {k: v / z for k, v in ex.items()}
+
+
+class _Sequence:
+    """One llama.cpp context and the tokens its KV cache holds; evaluates only what differs."""
+
+    def __init__(self, ctx: Any, batch: Any, n_vocab: int, n_batch: int):
+        self.ctx, self.batch, self.n_vocab, self.n_batch = ctx, batch, n_vocab, n_batch
+        self.tokens: list[int] = []
+
+    def logprobs_after(self, tokens: Sequence[int], want: int = 1) -> tuple[list[Any], int]:
+        """Next-token log-probabilities after each of the last `want` prefixes of `tokens`
+        (the last one is after all of them), and how many tokens had to be evaluated.
+
+        Only tokens past the longest common prefix with the cache are evaluated; the positions
+        whose distributions are wanted always are (the cache keeps no logits).
+        """
+        import numpy as np
+
+        want = max(1, min(want, len(tokens)))
+        n = min(_common_prefix(self.tokens, tokens), len(tokens) - want)
+        if n < len(self.tokens):
+            if not self.ctx.kv_cache_seq_rm(0, n, -1):  # a cache that cannot drop a tail: start over
+                self.ctx.kv_cache_seq_rm(0, 0, -1)
+                n = 0
+            del self.tokens[n:]
+        first_wanted = len(tokens) - want
+        out: list[Any] = []
+        try:
+            for i in range(n, len(tokens), self.n_batch):
+                chunk = list(tokens[i : i + self.n_batch])
+                self.batch.set_batch(chunk, n_past=i, logits_all=False)
+                rows = [j for j in range(len(chunk)) if i + j >= first_wanted]
+                for j in rows:
+                    self.batch.batch.logits[j] = True
+                self.ctx.decode(self.batch)
+                self.tokens.extend(chunk)
+                for j in rows:
+                    out.append(_log_softmax(np.ctypeslib.as_array(self.ctx.get_logits_ith(j), shape=(self.n_vocab,))))
+        except Exception as e:  # noqa: BLE001 - the cache state is unknown now: forget it
+            self.ctx.kv_cache_seq_rm(0, 0, -1)
+            self.tokens = []
+            raise ModeratorError(f"guard model evaluation failed ({e})") from None
+        return out, len(tokens) - n
+
+
+def _log_softmax(logits: Any) -> Any:
+    """Numerically stable log-softmax (float64 accumulation, float32 result)."""
+    import numpy as np
+
+    x = logits.astype(np.float64)
+    m = x.max()
+    return (x - (m + np.log(np.exp(x - m).sum()))).astype(np.float32)
+
+
+class GuardLLMModerator:
+    """A guard LLM as a moderator. `tokens_evaluated` counts tokens sent through the model (KV reuse shows)."""
+
+    def __init__(
+        self,
+        gguf_path: str | Path,
+        policy: Policy,
+        prompt_format: str | None = None,
+        threads: int | None = None,
+        n_ctx: int | None = None,
+        n_batch: int = 512,
+        share_context: bool = False,
+        **format_options: object,
+    ):
+        self.path = Path(gguf_path)
+        try:
+            with open(self.path, "rb") as f:
+                magic = f.read(4)
+        except OSError as e:
+            raise ModeratorError(f"{self.path}: cannot read guard model ({e.strerror})") from None
+        if magic != _GGUF_MAGIC:
+            raise ModeratorError(f"{self.path}: not a GGUF file")
+        fmt = prompt_format or detect_format(self.path.name)
+        if fmt not in FORMATS:
+            raise ModeratorError(f"{self.path}: unknown guard prompt format {fmt!r} (one of: {', '.join(FORMATS)})")
+        self.format_name = fmt
+        self.format = get_format(fmt, **format_options)
+        self.policy = policy
+        self.name = f"{self.path.stem}@{fmt}"
+        self.threads = threads or int(os.environ.get("PRISM_THREADS", "0") or 0) or None
+        self.n_ctx = int(n_ctx or DEFAULT_N_CTX)
+        self.n_batch = n_batch
+        self.share_context = share_context
+        self.tokens_evaluated = 0
+        self._llm: Any = None
+        self._extra: list[Any] = []
+        self._seqs: dict[str, _Sequence] = {}
+        self._template_cache: dict[tuple[str, bool], list[int]] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ loading
+
+    @property
+    def llm(self) -> Any:
+        """The loaded llama_cpp.Llama (loads on first access)."""
+        if self._llm is None:
+            self._load()
+        return self._llm
+
+    def _load(self) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise ModeratorError(f"guard models need llama-cpp-python: pip install 'prism-cli[llama]' ({e})") from None
+        log = io.StringIO()
+        kwargs: dict[str, Any] = dict(n_ctx=self.n_ctx, n_batch=self.n_batch, logits_all=False, verbose=False)
+        if self.threads:
+            kwargs.update(n_threads=self.threads, n_threads_batch=self.threads)
+        try:
+            with contextlib.redirect_stderr(log):  # llama.cpp logs through Python's stderr: keep it quiet
+                self._llm = Llama(str(self.path), **kwargs)
+        except Exception as e:  # noqa: BLE001 - corrupt, truncated or unsupported files: one line
+            lines = [ln.strip() for ln in log.getvalue().splitlines() if ln.strip()]
+            why = next((ln for ln in reversed(lines) if "error" in ln.lower() or "fail" in ln.lower()), str(e))
+            raise ModeratorError(f"{self.path}: cannot load guard model ({why.splitlines()[0][:200]})") from None
+
+    def _sequence(self, role: str) -> _Sequence:
+        key = "shared" if self.share_context else role
+        seq = self._seqs.get(key)
+        if seq is not None:
+            return seq
+        llm = self.llm
+        if not self._seqs:  # the first role uses the context Llama made
+            seq = _Sequence(llm._ctx, llm._batch, llm.n_vocab(), self.n_batch)
+        else:  # another role: a second context on the same weights (shares the mmapped model)
+            from llama_cpp import _internals
+
+            log = io.StringIO()
+            with contextlib.redirect_stderr(log):
+                ctx = _internals.LlamaContext(model=llm._model, params=llm.context_params, verbose=False)
+                batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+            self._extra += [batch, ctx]
+            seq = _Sequence(ctx, batch, llm.n_vocab(), self.n_batch)
+        self._seqs[key] = seq
+        return seq
+
+    def close(self) -> None:
+        """Free the contexts and the model now rather than at garbage collection."""
+        with self._lock:
+            for obj in self._extra:
+                obj.close()
+            self._extra, self._seqs = [], {}
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    # ------------------------------------------------------------------ tokens
+
+    def _tokenize(self, text: str, template: bool, bos: bool = False) -> list[int]:
+        """Template text with special tokens on; user text with them off (it cannot close the template)."""
+        if not text and not bos:
+            return []
+        if template:
+            key = (text, bos)
+            hit = self._template_cache.get(key)
+            if hit is None:
+                hit = self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True)
+                self._template_cache[key] = hit
+            return list(hit)
+        return self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)
+
+    def piece_tokens(self, pieces: Sequence[Piece]) -> list[tuple[Piece, list[int]]]:
+        """Each piece with its tokens; the first piece carries the model's BOS (if it uses one)."""
+        return [(p, self._tokenize(p.text, template=not p.user, bos=(i == 0))) for i, p in enumerate(pieces)]
+
+    def queries(self, text: str, role: Role, context: Sequence[Message] | None = None) -> list[Query]:
+        return self.format.queries(self.policy.active(role), text, role, context)
+
+    def prompt_tokens(self, text: str, role: Role, context: Sequence[Message] | None = None) -> list[int]:
+        """The tokens of the (first) query for a text, as the model sees them."""
+        return [t for _, toks in self.piece_tokens(self.queries(text, role, context)[0].pieces) for t in toks]
+
+    def is_control(self, token: int) -> bool:
+        """A control token (turn markers, BOS/EOS...): what a user must never be able to insert."""
+        import llama_cpp
+
+        llm = self.llm
+        attr = llm._model.token_get_attr(token)
+        return bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL) or token in (llm.token_bos(), llm.token_eos())
+
+    # ------------------------------------------------------------------ scoring
+
+    def categories(self) -> set[str]:
+        return {c.id for c in self.policy.categories if c.enabled}
+
+    def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
+        with self._lock:
+            return [self._score_one(t, role, context) for t in texts]
+
+    def stream(self, context: Sequence[Message] | None = None) -> "ResponseStream":
+        """Score a response as it grows: each `append` costs the new tokens plus the suffix."""
+        return ResponseStream(self, context)
+
+    def _score_one(self, text: str, role: Role, context: Sequence[Message] | None) -> Scores:
+        seq = self._sequence(role)
+        scores: Scores = {}
+        overall: float | None = None
+        for q in self.queries(text, role, context):
+            base = [t for _, toks in self.piece_tokens(q.pieces) for t in toks]
+            answers = {k: self._tokenize(v, template=False) for k, v in q.verdict.items()}
+            cat_answers = {k: self._tokenize(v, template=False) for k, v in q.categories.items()}
+            longest = max((len(a) for a in [*answers.values(), *cat_answers.values()]), default=0)
+            if len(base) + longest > self.n_ctx:
+                raise ModeratorError(
+                    f"{self.name}: text too long for the guard model's context "
+                    f"({len(base) + longest} tokens > n_ctx {self.n_ctx})"
+                )
+            memo: dict[tuple[int, ...], Any] = {}
+            p = _softmax(self._answer_logprobs(seq, base, answers, memo))
+            p_unsafe = min(1.0, sum(p[k] for k in q.unsafe))
+            if q.target is not None:
+                scores[q.target] = p_unsafe
+                continue
+            overall = p_unsafe
+            if cat_answers:
+                for cid, pc in _softmax(self._answer_logprobs(seq, base, cat_answers, memo)).items():
+                    scores[cid] = p_unsafe * pc
+        scores["unsafe"] = overall if overall is not None else max(scores.values(), default=0.0)
+        return scores
+
+    def _answer_logprobs(
+        self, seq: _Sequence, base: list[int], answers: dict[str, list[int]], memo: dict[tuple[int, ...], Any]
+    ) -> dict[str, float]:
+        """log P(answer) for each answer token sequence after `base`, teacher-forced over a trie.
+
+        An answer that is a strict prefix of another (Gemma spells "S1" and "S10" digit by digit)
+        also needs the model to stop there: it gets log(1 - P(continuing into a longer answer)),
+        so the answers form disjoint events and their probabilities sum to at most 1.
+        """
+        import math
+
+        children: dict[tuple[int, ...], set[int]] = {}
+        for toks in answers.values():
+            for i in range(len(toks)):
+                children.setdefault(tuple(toks[:i]), set()).add(toks[i])
+        nodes = sorted(n for n in children if n not in memo)  # lexicographic = depth first
+        i = 0
+        while i < len(nodes):  # a chain of nodes each one token deeper costs one decode
+            j = i
+            while j + 1 < len(nodes) and len(nodes[j + 1]) == len(nodes[j]) + 1 and nodes[j + 1][:-1] == nodes[j]:
+                j += 1
+            lps, n_new = seq.logprobs_after(base + list(nodes[j]), want=j - i + 1)
+            self.tokens_evaluated += n_new
+            for node, lp in zip(nodes[i : j + 1], lps):
+                memo[node] = lp
+            i = j + 1
+        out: dict[str, float] = {}
+        for key, toks in answers.items():
+            total = sum(float(memo[tuple(toks[:i])][toks[i]]) for i in range(len(toks)))
+            longer = children.get(tuple(toks))
+            if longer:
+                go_on = sum(math.exp(float(memo[tuple(toks)][t])) for t in longer)
+                total += math.log1p(-go_on) if go_on < 1.0 else float("-inf")
+            out[key] = total
+        return out
+
+
+class ResponseStream:
+    """A response checked window by window (StreamGate): prefix, prompt and earlier text stay cached."""
+
+    def __init__(self, moderator: GuardLLMModerator, context: Sequence[Message] | None):
+        self.moderator, self.context, self.text = moderator, context, ""
+
+    def append(self, chunk: str) -> Scores:
+        self.text += chunk
+        return self.moderator.score([self.text], "response", self.context)[0]

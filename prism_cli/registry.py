@@ -1,0 +1,485 @@
+"""Model catalogue (models/registry.yaml) and installed models (models_dir()/<name>/manifest.json).
+
+Looking a model up reads local files only: `prism check` finds its moderator with no network
+and no model runtime imported. Each installed model keeps a manifest of its files with size and
+sha256, so `verify` can re-hash them and a swapped or damaged file is caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prism_cli.errors import InputError
+from prism_cli.paths import models_dir, shipped_models_dir
+
+REGISTRY_ENV = "PRISM_REGISTRY"
+MANIFEST = "manifest.json"
+KINDS = ("classifier", "guard-llm")
+FORMATS = ("onnx", "gguf")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_ENTRY_KEYS = {
+    "name", "kind", "format", "prompt_format", "files", "licence", "gated", "languages", "categories",
+    "size", "size_bytes", "choose_when", "bundled", "classifier",
+}
+_FILE_KEYS = {"repo", "filename", "revision", "sha256", "size_bytes", "dest"}
+_CLASSIFIER_KEYS = {"labels", "activation", "max_length", "category_map", "unsafe", "output"}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file of a catalogue entry: where it lives on the Hub and what it must hash to."""
+
+    repo: str
+    filename: str
+    revision: str | None
+    sha256: str | None
+    size_bytes: int | None
+    dest: str
+
+    @property
+    def pinned(self) -> bool:
+        return self.revision is not None and bool(COMMIT_RE.match(self.revision))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str
+    format: str
+    files: tuple[FileSpec, ...] = ()
+    prompt_format: str | None = None
+    licence: str = "unknown"
+    gated: bool = False
+    languages: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    size: str | None = None
+    size_bytes: int | None = None
+    choose_when: str = ""
+    bundled: bool = False
+    classifier: dict[str, Any] | None = None
+
+    @property
+    def sha_pinned(self) -> bool:
+        return all(f.sha256 for f in self.files)
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping, for errors that name file:line."""
+
+
+def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    data = loader.construct_mapping(node, deep=True)
+    data["__line__"] = node.start_mark.line + 1
+    return data
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+
+
+def registry_file() -> Path:
+    """The catalogue: $PRISM_REGISTRY if set (tests, mirrors), else the one shipped with prism."""
+    env = os.environ.get(REGISTRY_ENV)
+    return Path(env).expanduser() if env else shipped_models_dir() / "registry.yaml"
+
+
+def load_catalogue(path: Path | None = None) -> dict[str, Entry]:
+    path = path or registry_file()
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader) or {}  # noqa: S506 - SafeLoader subclass
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the model registry ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    models = raw.get("models", []) if isinstance(raw, dict) else None
+    if not isinstance(models, list):
+        raise InputError(f"{path}: key 'models' must be a list of model entries")
+    out: dict[str, Entry] = {}
+    for item in models:
+        entry = _parse_entry(item, path)
+        if entry.name in out:
+            raise InputError(f"{path}:{item.get('__line__', '?')}: duplicate model name {entry.name!r}")
+        out[entry.name] = entry
+    return out
+
+
+def _parse_entry(item: Any, path: Path) -> Entry:
+    if not isinstance(item, dict):
+        raise InputError(f"{path}: each model entry must be a mapping")
+    where = f"{path}:{item.get('__line__', '?')}"
+    item = {k: v for k, v in item.items() if k != "__line__"}
+    unknown = set(item) - _ENTRY_KEYS
+    if unknown:
+        raise InputError(f"{where}: unknown key {sorted(unknown)[0]!r} in model entry")
+    name = item.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InputError(f"{where}: key 'name' must be a short name of letters, digits, '.', '_' or '-'")
+    if item.get("kind") not in KINDS:
+        raise InputError(f"{where}: model {name!r}: key 'kind' must be one of {', '.join(KINDS)}")
+    if item.get("format") not in FORMATS:
+        raise InputError(f"{where}: model {name!r}: key 'format' must be one of {', '.join(FORMATS)}")
+    bundled = bool(item.get("bundled", False))
+    files = tuple(_parse_file(f, path, name) for f in item.get("files") or [])
+    if not bundled and not files:
+        raise InputError(f"{where}: model {name!r}: key 'files' must list at least one file (or set bundled: true)")
+    cls = item.get("classifier")
+    if cls is not None:
+        if not isinstance(cls, dict) or set(cls) - {"__line__"} - _CLASSIFIER_KEYS or not cls.get("labels"):
+            raise InputError(f"{where}: model {name!r}: key 'classifier' needs 'labels' and only {sorted(_CLASSIFIER_KEYS)}")
+        cls = {k: v for k, v in cls.items() if k != "__line__"}
+    if item["kind"] == "classifier" and not bundled and cls is None:
+        raise InputError(f"{where}: model {name!r}: a downloadable classifier needs a 'classifier' section (labels, ...)")
+    return Entry(
+        name=name, kind=item["kind"], format=item["format"], files=files,
+        prompt_format=item.get("prompt_format"), licence=str(item.get("licence", "unknown")),
+        gated=bool(item.get("gated", False)), languages=tuple(str(x) for x in item.get("languages") or ()),
+        categories=tuple(str(x) for x in item.get("categories") or ()), size=item.get("size"),
+        size_bytes=item.get("size_bytes"), choose_when=str(item.get("choose_when", "")), bundled=bundled,
+        classifier=_strip_lines(cls) if cls else None,
+    )
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def _parse_file(f: Any, path: Path, name: str) -> FileSpec:
+    if not isinstance(f, dict):
+        raise InputError(f"{path}: model {name!r}: each file must be a mapping with repo, filename, revision")
+    where = f"{path}:{f.get('__line__', '?')}: model {name!r}"
+    unknown = set(f) - _FILE_KEYS - {"__line__"}
+    if unknown:
+        raise InputError(f"{where}: unknown key {sorted(unknown)[0]!r} in file")
+    for key in ("repo", "filename"):
+        if not isinstance(f.get(key), str) or not f[key]:
+            raise InputError(f"{where}: file key {key!r} is required")
+    rev, sha = f.get("revision"), f.get("sha256")
+    if rev is not None and not (isinstance(rev, str) and COMMIT_RE.match(rev)):
+        raise InputError(f"{where}: file key 'revision' must be a 40-hex commit (or null when none is known), got {rev!r}")
+    if sha is not None and not (isinstance(sha, str) and SHA256_RE.match(sha)):
+        raise InputError(f"{where}: file key 'sha256' must be 64 lowercase hex digits or null")
+    dest = f.get("dest") or f["filename"].rsplit("/", 1)[-1]
+    if "/" in dest or "\\" in dest or dest.startswith(".") or dest in (MANIFEST, "prism.json"):
+        raise InputError(f"{where}: file key 'dest' must be a plain file name, got {dest!r}")
+    return FileSpec(f["repo"], f["filename"], rev, sha, f.get("size_bytes"), dest)
+
+
+def get_entry(name: str) -> Entry | None:
+    return load_catalogue().get(name)
+
+
+# ---- installed models --------------------------------------------------------------------------
+
+
+@dataclass
+class Installed:
+    """An installed model: its folder and manifest. `.path` is what the moderator loader opens."""
+
+    name: str
+    folder: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", "classifier"))
+
+    @property
+    def path(self) -> Path:
+        main = self.manifest.get("main")
+        return self.folder / main if main else self.folder
+
+    @property
+    def prompt_format(self) -> str | None:
+        return self.manifest.get("prompt_format")
+
+    @property
+    def size(self) -> int:
+        return sum(int(f.get("size", 0)) for f in self.manifest.get("files", []))
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise InputError(f"bad model name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    return name
+
+
+def model_dir(name: str) -> Path:
+    return models_dir() / check_name(name)
+
+
+def find_installed(name: str) -> Installed | None:
+    """The installed model called `name`, or None. Local files only; never raises on a bad name."""
+    if not NAME_RE.match(name or ""):
+        return None
+    folder = models_dir() / name
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    return Installed(name, folder, manifest)
+
+
+def list_installed() -> list[Installed]:
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    found = (find_installed(p.name) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith("."))
+    return [m for m in found if m is not None]
+
+
+def remove(name: str) -> Path:
+    inst = find_installed(check_name(name))
+    if inst is None:
+        raise InputError(f"model {name!r} is not installed (prism models list)")
+    trash = inst.folder.with_name(f".{name}.rm-{uuid.uuid4().hex[:8]}")
+    os.replace(inst.folder, trash)  # the model disappears at once; deleting the bytes comes after
+    shutil.rmtree(trash, ignore_errors=True)
+    return inst.folder
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(inst: Installed) -> list[str]:
+    """Re-hash every file in the manifest; one line per problem (empty list: all good)."""
+    problems = []
+    files = inst.manifest.get("files") or []
+    if not files:
+        problems.append(f"{inst.name}: manifest lists no files")
+    for f in files:
+        p = inst.folder / str(f.get("path", ""))
+        if not p.is_file():
+            problems.append(f"{inst.name}: {f.get('path')} is missing")
+            continue
+        if f.get("size") is not None and p.stat().st_size != int(f["size"]):
+            problems.append(f"{inst.name}: {f['path']} has {p.stat().st_size} bytes, manifest says {f['size']}")
+            continue
+        got = sha256_file(p)
+        if got != f.get("sha256"):
+            problems.append(f"{inst.name}: {f['path']} sha256 {got[:16]}... does not match the manifest {str(f.get('sha256'))[:16]}...")
+    return problems
+
+
+def new_manifest(name: str, kind: str, fmt: str, source: str, **extra: Any) -> dict[str, Any]:
+    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return {"name": name, "kind": kind, "format": fmt, "source": source, "installed_at": now, "files": [], **extra}
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def staging_dir(name: str) -> Path:
+    """A private folder next to the final one (same filesystem, so publishing is one rename)."""
+    d = models_dir() / f".{check_name(name)}.staging-{uuid.uuid4().hex[:8]}"
+    d.mkdir(parents=True)
+    return d
+
+
+def publish(staging: Path, name: str, manifest: dict[str, Any]) -> Installed:
+    """Write the manifest last, then swap the staging folder in: a model is whole or absent."""
+    write_json(staging / MANIFEST, manifest)
+    final = model_dir(name)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return Installed(name, final, manifest)
+
+
+def file_record(folder: Path, rel: str, sha256: str, **extra: Any) -> dict[str, Any]:
+    return {"path": rel, "sha256": sha256, "size": (folder / rel).stat().st_size, **extra}
+
+
+def write_classifier_config(folder: Path, entry: Entry, version: str) -> str:
+    """prism.json for a Hub classifier, written from the catalogue entry; returns its sha256."""
+    cfg = {"name": entry.name, "version": version, **(entry.classifier or {})}
+    write_json(folder / "prism.json", cfg)
+    return sha256_file(folder / "prism.json")
+
+
+# ---- sideloading (air-gapped machines) ---------------------------------------------------------
+
+_GGUF_SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+# ggml tensor types whose byte size we know: type id -> (elements per block, bytes per block)
+_GGML_BLOCK = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
+               10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
+               24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 30: (1, 2)}
+
+
+def read_gguf_info(path: Path) -> dict[str, Any]:
+    """Check a GGUF header and return {architecture, name, tensors}; InputError if not GGUF or truncated."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        def take(n: int) -> bytes:
+            b = f.read(n)
+            if len(b) != n:
+                raise InputError(f"{path}: truncated GGUF file (ends at byte {f.tell()} of the header)")
+            return b
+
+        def num(fmt: str) -> Any:
+            return struct.unpack("<" + fmt, take(struct.calcsize(fmt)))[0]
+
+        def text() -> str:
+            n = num("Q")
+            if n > size:
+                raise InputError(f"{path}: corrupt GGUF header (string of {n} bytes)")
+            return take(n).decode("utf-8", "replace")
+
+        def skip(vtype: int) -> None:
+            if vtype == 8:
+                f.seek(num("Q"), 1)
+            elif vtype == 9:
+                etype, count = num("I"), num("Q")
+                if etype in _GGUF_SCALAR:
+                    f.seek(count * struct.calcsize(_GGUF_SCALAR[etype]), 1)
+                else:
+                    for _ in range(count):
+                        skip(etype)
+            elif vtype in _GGUF_SCALAR:
+                take(struct.calcsize(_GGUF_SCALAR[vtype]))
+            else:
+                raise InputError(f"{path}: corrupt GGUF header (unknown value type {vtype})")
+
+        magic = f.read(4)
+        if magic != b"GGUF":
+            raise InputError(f"{path}: not a GGUF file (starts with {magic!r}, expected b'GGUF')")
+        version = num("I")
+        if version not in (2, 3):
+            raise InputError(f"{path}: unsupported GGUF version {version}")
+        n_tensors, n_kv = num("Q"), num("Q")
+        info: dict[str, Any] = {"version": version, "tensors": n_tensors, "alignment": 32}
+        for _ in range(n_kv):
+            key, vtype = text(), num("I")
+            if key in ("general.architecture", "general.name") and vtype == 8:
+                info[key.split(".")[1]] = text()
+            elif key == "general.alignment" and vtype == 4:
+                info["alignment"] = num("I")
+            else:
+                skip(vtype)
+        end = 0
+        for _ in range(n_tensors):
+            text()
+            dims = [num("Q") for _ in range(num("I"))]
+            ttype, offset = num("I"), num("Q")
+            count = 1
+            for d in dims:
+                count *= d
+            per, nbytes = _GGML_BLOCK.get(ttype, (0, 0))
+            end = max(end, offset + (count // per * nbytes if per else 0))
+        align = info["alignment"] or 32
+        data_start = -(-f.tell() // align) * align
+    if n_tensors and data_start + end > size:
+        raise InputError(f"{path}: truncated GGUF file ({size} bytes, tensor data needs {data_start + end})")
+    if "architecture" not in info:
+        raise InputError(f"{path}: GGUF file without general.architecture; not a model")
+    return info
+
+
+def _copy_hashing(src: Path, dst: Path) -> str:
+    h = hashlib.sha256()
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        while block := fi.read(1 << 20):
+            h.update(block)
+            fo.write(block)
+        fo.flush()
+        os.fsync(fo.fileno())
+    return h.hexdigest()
+
+
+def _check_onnx_folder(folder: Path) -> None:
+    from prism_cli.errors import ModeratorError
+    from prism_cli.moderators.classifier import read_config
+
+    try:
+        read_config(folder)
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        Tokenizer.from_file(str(folder / "tokenizer.json"))
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    except ModeratorError as e:
+        raise InputError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - onnxruntime/tokenizers raise many types; one line for the user
+        raise InputError(f"{folder}: not a loadable classifier ({str(e).splitlines()[0][:200]})") from None
+
+
+def add_local(src: Path, name: str, prompt_format: str | None = None) -> Installed:
+    """Install a local .gguf file or ONNX classifier folder under `name`, recording sha256 of every file.
+
+    When `name` is a catalogue entry with a published sha256, the file must match it.
+    """
+    check_name(name)
+    if not src.exists():
+        raise InputError(f"{src}: no such file or folder")
+    entry = load_catalogue().get(name)
+    if entry is not None and entry.bundled:
+        raise InputError(f"{name!r} is bundled with prism; choose another name")
+    staging = staging_dir(name)
+    try:
+        if src.is_file():
+            info = read_gguf_info(src)
+            dest = src.name if src.suffix == ".gguf" else f"{name}.gguf"
+            digest = _copy_hashing(src, staging / dest)
+            if entry is not None and len(entry.files) == 1 and entry.files[0].sha256 not in (None, digest):
+                raise InputError(f"{src}: sha256 {digest[:16]}... is not the registry's for {name!r} "
+                                 f"({entry.files[0].sha256[:16]}...); wrong file?")  # type: ignore[index]
+            pf = prompt_format or (entry.prompt_format if entry else None)
+            manifest = new_manifest(name, "guard-llm", "gguf", f"sideload:{src.resolve()}", main=dest,
+                                    prompt_format=pf, gguf={k: info.get(k) for k in ("architecture", "name", "version")})
+            manifest["files"].append(file_record(staging, dest, digest))
+        else:
+            _check_onnx_folder(src)
+            manifest = new_manifest(name, "classifier", "onnx", f"sideload:{src.resolve()}")
+            for p in sorted(q for q in src.rglob("*") if q.is_file()):
+                rel = p.relative_to(src).as_posix()
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                manifest["files"].append(file_record(staging, rel, _copy_hashing(p, staging / rel)))
+        return publish(staging, name, manifest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

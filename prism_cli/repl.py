@@ -1,0 +1,223 @@
+"""The interactive chat: approved text streams to stdout, everything else (prompts, notices,
+verdicts) goes to stderr through rich. Ctrl-C stops the current generation and stays; a second
+Ctrl-C during the same turn interrupts harder (for a stuck server); Ctrl-D or /exit leaves.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import IO, Any, Callable
+
+from prism_cli.errors import PrismError
+from prism_cli.gate import Gate
+from prism_cli.session import INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BLOCKED, ChatSession, TurnResult, labels
+from prism_cli.verdict import Verdict
+
+HELP = """\
+Type a message and press Enter. End a line with \\ to continue it, or wrap a block in \"\"\".
+  /help          this help
+  /policy NAME   switch policy (a shipped name or a YAML file)
+  /reset         forget the conversation
+  /save FILE     write the transcript (JSONL, with verdicts and timings)
+  /verbose       show scores and timings after each turn (toggle)
+  /exit          leave (or Ctrl-D); Ctrl-C stops a reply without leaving"""
+
+
+class Repl:
+    def __init__(
+        self,
+        session: ChatSession,
+        console: Any,
+        make_gate: Callable[[str], Gate] | None = None,
+        out: IO[str] | None = None,
+        verbose: bool = False,
+        save_on_exit: str | None = None,
+    ):
+        self.session = session
+        self.console = console
+        self.make_gate = make_gate
+        self.out = out or sys.stdout
+        self.verbose = verbose
+        self.save_on_exit = save_on_exit
+
+    # ------------------------------------------------------------------ input
+
+    def read_message(self) -> str | None:
+        """One user message (possibly multi-line); None on Ctrl-D."""
+        try:
+            line = self.console.input("[bold cyan]you>[/] ")
+        except EOFError:
+            return None
+        if line.lstrip().startswith('"""'):
+            body = line.lstrip()[3:]
+            lines = []
+            while not body.rstrip().endswith('"""'):
+                lines.append(body)
+                try:
+                    body = self.console.input("[cyan]...[/] ")
+                except EOFError:
+                    return None
+            lines.append(body.rstrip()[:-3])
+            return "\n".join(lines).strip("\n")
+        parts = []
+        while line.endswith("\\"):
+            parts.append(line[:-1])
+            try:
+                line = self.console.input("[cyan]...[/] ")
+            except EOFError:
+                return None
+        parts.append(line)
+        return "\n".join(parts)
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> int:
+        c = self.console
+        c.print("[dim]/help for commands, Ctrl-D to leave[/]")
+        try:
+            while True:
+                try:
+                    msg = self.read_message()
+                except KeyboardInterrupt:
+                    c.print("\n[dim](Ctrl-D or /exit to leave)[/]")
+                    continue
+                if msg is None:
+                    c.print()
+                    break
+                if not msg.strip():
+                    continue
+                if msg.startswith("/"):
+                    if self.command(msg.strip()) == "exit":
+                        break
+                    continue
+                self.chat(msg)
+        finally:
+            if self.save_on_exit and self.session.turns:
+                self.save(self.save_on_exit)
+        return 0
+
+    def chat(self, msg: str) -> TurnResult | None:
+        """One turn with Ctrl-C turned into a stop request for its duration."""
+        presses = [0]
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            presses[0] += 1
+            if presses[0] > 1:
+                raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        shown = [False]
+
+        def emit(text: str) -> None:
+            shown[0] = True
+            self.out.write(text)
+            self.out.flush()
+
+        try:
+            result = self.session.turn(msg, emit, should_stop=lambda: presses[0] > 0)
+        except KeyboardInterrupt:
+            result = None
+            self.console.print("\n[yellow]stopped[/]")
+        except PrismError as e:
+            self.console.print("[red]error:[/] " + _escape(str(e)))
+            return None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if shown[0]:
+            self.out.write("\n")
+            self.out.flush()
+        if result is not None:
+            self.report(result)
+        return result
+
+    def report(self, r: TurnResult) -> None:
+        c, gate = self.console, self.session.gate
+        if r.outcome == PROMPT_BLOCKED:
+            c.print(f"[bold red]blocked prompt:[/] {_escape(labels(r.prompt_verdict, gate))} (not sent to the model)")
+        elif r.outcome == RESPONSE_BLOCKED:
+            c.print(f"[bold red]response blocked:[/] {_escape(labels(r.response_verdict, gate))} (generation stopped)")
+        elif r.outcome == INTERRUPTED:
+            c.print("[yellow]stopped[/]")
+        for w in r.warnings[-1:]:
+            c.print(f"[yellow]warning:[/] {_escape(labels(w, gate))}")
+        if self.verbose:
+            self.details(r)
+
+    def details(self, r: TurnResult) -> None:
+        t = r.timings
+        rate = f", {t.tokens / (t.gen_ms / 1000):.1f} tok/s" if t.gen_ms > 0 and t.tokens else ""
+        for name, v in (("prompt", r.prompt_verdict), ("response", r.response_verdict)):
+            if v is not None:
+                self.console.print(f"[dim]  {name}: {_escape(_scores(v))}[/]")
+        self.console.print(
+            f"[dim]  p(x) {t.prompt_ms:.1f} ms · generation {t.gen_ms:.0f} ms ({t.tokens} tokens{rate}) · "
+            f"q(Y) {t.moderation_ms:.1f} ms in {t.checks} checks[/]"
+        )
+
+    # ------------------------------------------------------------------ commands
+
+    def command(self, line: str) -> str | None:
+        c = self.console
+        name, _, arg = line.partition(" ")
+        arg = arg.strip()
+        if name in ("/exit", "/quit"):
+            return "exit"
+        if name == "/help":
+            c.print(_escape(HELP))
+        elif name == "/reset":
+            self.session.reset()
+            c.print("[dim]conversation cleared[/]")
+        elif name == "/verbose":
+            self.verbose = not self.verbose
+            c.print(f"[dim]verbose {'on' if self.verbose else 'off'}[/]")
+        elif name == "/save":
+            if not arg:
+                c.print("[red]usage:[/] /save FILE")
+            else:
+                self.save(arg)
+        elif name == "/policy":
+            self.switch_policy(arg)
+        else:
+            c.print(f"[red]unknown command[/] {_escape(name)} (/help lists them)")
+        return None
+
+    def save(self, path: str) -> None:
+        from prism_cli.batch import write_transcript
+
+        try:
+            n = write_transcript(path, self.session.turns)
+        except PrismError as e:
+            self.console.print("[red]error:[/] " + _escape(str(e)))
+            return
+        self.console.print(f"[dim]saved {n} turns to {_escape(path)}[/]")
+
+    def switch_policy(self, name: str) -> None:
+        c = self.console
+        if not name:
+            g = self.session.gate
+            c.print(f"policy: {_escape(g.policy.name) if g else 'none (moderation is off)'}")
+            return
+        if self.make_gate is None:
+            c.print("[red]moderation is off (--no-moderation): /policy has no effect[/]")
+            return
+        try:
+            gate = self.make_gate(name)
+        except PrismError as e:
+            c.print("[red]error:[/] " + _escape(str(e)) + " (policy unchanged)")
+            return
+        self.session.gate = gate
+        c.print(f"[dim]policy {_escape(gate.policy.name)}, moderator {_escape(gate.name)}[/]")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _scores(v: Verdict) -> str:
+    top = sorted(v.scores.items(), key=lambda kv: -kv[1])[:3]
+    s = ", ".join(f"{k}={p:.2f}" for k, p in top)
+    err = f" error: {v.error}" if v.error else ""
+    return f"{v.decision.value} unsafe={v.unsafe:.2f} [{s}] {v.ms:.1f} ms{err}"

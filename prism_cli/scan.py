@@ -1,0 +1,166 @@
+"""The `prism scan` runner: records in, batched to the gate, one output row per input, a tally.
+
+Streams: at most one batch of texts is held at a time, so memory does not grow with
+the input. Output rows keep input order; a malformed record either stops the scan
+(InputError naming FILE:LINE) or, with skip_bad, becomes an error row in its place.
+No typer or rich here: the command module renders progress and the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from prism_cli.errors import EXIT_ALLOW, EXIT_BLOCK, EXIT_MODERATOR, InputError
+from prism_cli.gate import Gate
+from prism_cli.textio import Record, Source
+from prism_cli.verdict import Decision, Verdict
+
+Row = dict[str, Any]
+
+
+@dataclass
+class ScanOptions:
+    role: str = "prompt"
+    batch_size: int = 64
+    field: str | None = None
+    column: str | None = None
+    skip_bad: bool = False
+    include_text: bool = False
+    only_flagged: bool = False
+
+
+@dataclass
+class Summary:
+    texts: int = 0
+    allowed: int = 0
+    warned: int = 0
+    blocked: int = 0
+    errors: int = 0
+    """Texts the moderator could not score (their verdicts carry the error; fail closed)."""
+    bad: int = 0
+    """Malformed records recorded as error rows (skip_bad)."""
+    written: int = 0
+    flagged: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    bytes_read: int = 0
+    first_error: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.texts / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """3 if the moderator failed on anything (wins over 1), 1 if anything was blocked, else 0."""
+        if self.errors:
+            return EXIT_MODERATOR
+        return EXIT_BLOCK if self.blocked else EXIT_ALLOW
+
+    def tally(self, v: Verdict) -> None:
+        self.texts += 1
+        if v.error is not None:
+            self.errors += 1
+            self.first_error = self.first_error or v.error
+        if v.decision is Decision.BLOCK:
+            self.blocked += 1
+        elif v.decision is Decision.WARN:
+            self.warned += 1
+        else:
+            self.allowed += 1
+        self.flagged.update(v.flagged)
+
+
+Progress = Callable[[Summary], None]
+
+
+class _Batcher:
+    """Collects records in input order and flushes them through the gate every `batch_size` texts."""
+
+    def __init__(self, gate: Gate, write: Callable[[Row], None], opts: ScanOptions, summary: Summary):
+        self.gate, self.write, self.opts, self.summary = gate, write, opts, summary
+        self.pending: list[Record] = []
+        self.n_texts = 0
+
+    def add(self, rec: Record) -> bool:
+        """Queue a record; True when a full batch is ready to flush."""
+        self.pending.append(rec)
+        if rec.error is None:
+            self.n_texts += 1
+        return self.n_texts >= self.opts.batch_size
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        good = [r for r in self.pending if r.error is None]
+        verdicts = iter(
+            self.gate.check_batch(
+                [r.text or "" for r in good],
+                self.opts.role,  # type: ignore[arg-type]
+                [str(r.rid) if r.has_id else r.label() for r in good],
+            )
+        )
+        for rec in self.pending:
+            if rec.error is not None:
+                self.summary.bad += 1
+                self._emit({**rec.where(), "error": rec.error})
+                continue
+            v = next(verdicts)
+            self.summary.tally(v)
+            if self.opts.only_flagged and v.decision is Decision.ALLOW and not v.flagged and v.error is None:
+                continue
+            v.extra.update(rec.where())
+            if rec.has_id:
+                v.extra["id"] = rec.rid
+            v.text = rec.text
+            self._emit(v.to_dict(self.opts.include_text))
+        self.pending.clear()
+        self.n_texts = 0
+
+    def _emit(self, row: Row) -> None:
+        self.write(row)
+        self.summary.written += 1
+
+
+def run_scan(
+    sources: Sequence[Source],
+    gate: Gate,
+    write: Callable[[Row], None],
+    opts: ScanOptions,
+    progress: Progress | None = None,
+    flush: Callable[[], None] | None = None,
+) -> Summary:
+    """Moderate every record of every source; returns the tally. Raises InputError on the first
+    malformed record unless opts.skip_bad, and for an input that holds no texts at all."""
+    if opts.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {opts.batch_size}")
+    summary = Summary()
+    batch = _Batcher(gate, write, opts, summary)
+    t0 = time.perf_counter()
+    done = 0
+
+    def step() -> None:
+        batch.flush()
+        if flush is not None:
+            flush()
+        summary.seconds = time.perf_counter() - t0
+        if progress is not None:
+            progress(summary)
+
+    for src in sources:
+        seen = 0
+        for rec in src.records(opts.field, opts.column):
+            seen += 1
+            if rec.error is not None and not opts.skip_bad:
+                raise InputError(f"{rec.file}:{rec.line}: {rec.error}")
+            if batch.add(rec):
+                summary.bytes_read = done + src.pos
+                step()
+        if seen == 0:
+            raise InputError(f"{src.name}: no texts")
+        done += src.pos
+        summary.bytes_read = done
+    step()
+    return summary

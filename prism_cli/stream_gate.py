@@ -1,0 +1,193 @@
+"""StreamGate: q(Y) on a token stream. Text reaches the user only after a safe check covered it.
+
+Every `window` tokens the response so far is checked; what was judged safe is released,
+except the last `holdback` tokens and any word still being written (a keyword split by
+a window boundary must not leak its first half). On a block the engine's iterator is
+closed at once, so generation stops; nothing released is withdrawn and the rest never
+appears. When the engine finishes, the complete response gets a final check before the
+held tail is released.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Iterator, Sequence
+
+from prism_cli.gate import Gate
+from prism_cli.moderators.base import Message
+from prism_cli.verdict import Decision, Verdict
+
+COMPLETE, BLOCKED, INTERRUPTED = "complete", "blocked", "interrupted"
+
+
+def _is_word(c: str) -> bool:
+    """Python's regex \\w for one character: what the rules' (?<!\\w)...(?!\\w) boundaries test."""
+    return c.isalnum() or c == "_"
+
+
+class StreamGate:
+    """Gate one streamed response. Iterate `run(pieces)`; read the outcome from the attributes after.
+
+    `should_stop` is polled between tokens (Ctrl-C in the REPL): the engine is closed and the
+    unchecked tail is dropped. Attributes: released (text shown), verdict (final or blocking),
+    outcome (complete / blocked / interrupted), tokens, checks, moderation_ms, gen_ms, warnings.
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        *,
+        context: Sequence[Message] | None = None,
+        window: int | None = None,
+        holdback: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        id: str = "response",
+    ):
+        self.gate = gate
+        self.context = list(context or [])
+        self.window = max(1, window if window is not None else gate.policy.stream.window)
+        self.holdback = max(0, holdback if holdback is not None else gate.policy.stream.holdback)
+        self.should_stop = should_stop
+        self.id = id
+        self._rules = self._find_rules()
+        self._keywords = self._multiword_keywords()
+        self.released = ""
+        self.verdict: Verdict | None = None
+        self.outcome: str | None = None
+        self.warnings: list[Verdict] = []
+        self.tokens = 0
+        self.checks = 0
+        self.moderation_ms = 0.0
+        self.gen_ms = 0.0
+        self._checked_len = -1
+
+    # ------------------------------------------------------------------ setup
+
+    def _find_rules(self):  # -> RulesModerator | None
+        from prism_cli.moderators.rules import RulesModerator
+
+        return next((m for m in self.gate.moderators if isinstance(m, RulesModerator)), None)
+
+    def _multiword_keywords(self) -> list[str]:
+        """Normalized keywords containing a non-word character ("kill switch"): they can start
+        before the trailing word, so their prefixes are searched for explicitly."""
+        if self._rules is None:
+            return []
+        from prism_cli.moderators.rules import normalize
+
+        out = set()
+        for c in self.gate.policy.active("response"):
+            for k in c.rules.keywords:
+                n = normalize(k)
+                if any(not _is_word(ch) for ch in n):
+                    out.add(n)
+        return sorted(out, key=len)
+
+    # ------------------------------------------------------------------ the loop
+
+    @property
+    def blocked(self) -> bool:
+        return self.outcome == BLOCKED
+
+    def run(self, pieces: Iterable[str]) -> Iterator[str]:
+        """Yield released text; closes the engine's iterator whatever happens (block, stop, abandon)."""
+        it = iter(pieces)
+        parts: list[str] = []
+        ends: list[int] = []  # character offset after each token
+        length = 0
+        clock = time.perf_counter
+        try:
+            while True:
+                if self.should_stop is not None and self.should_stop():
+                    self.outcome = INTERRUPTED
+                    return
+                t0 = clock()
+                try:
+                    piece = next(it)
+                except StopIteration:
+                    self.gen_ms += (clock() - t0) * 1000
+                    break
+                self.gen_ms += (clock() - t0) * 1000
+                if not piece:
+                    continue
+                parts.append(piece)
+                length += len(piece)
+                ends.append(length)
+                self.tokens += 1
+                if self.tokens % self.window == 0:
+                    text = "".join(parts)
+                    v = self._check(text)
+                    if v.blocked:
+                        self._block(v)
+                        return
+                    out = self._advance(text, ends)
+                    if out:
+                        yield out
+            text = "".join(parts)
+            v = self.verdict if self._checked_len == len(text) and self.verdict is not None else self._check(text)
+            if v.blocked:
+                self._block(v)
+                return
+            self.verdict = v
+            self.outcome = COMPLETE
+            out = text[len(self.released):]
+            self.released = text
+            if out:
+                yield out
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    def _check(self, text: str) -> Verdict:
+        t0 = time.perf_counter()
+        v = self.gate.check(text, "response", id=self.id, context=self.context)
+        self.moderation_ms += (time.perf_counter() - t0) * 1000
+        self.checks += 1
+        self._checked_len = len(text)
+        if v.decision is Decision.WARN and not v.error:
+            self.warnings.append(v)
+        self.verdict = v
+        return v
+
+    def _block(self, v: Verdict) -> None:
+        self.verdict = v
+        self.outcome = BLOCKED
+        # The guarantee this class exists for: released text never holds a rule match.
+        assert self._rules is None or self._rules.first_match(self.released, "response") is None, (
+            "StreamGate released text that a rule matches"
+        )
+
+    # ------------------------------------------------------------------ what may be released
+
+    def _advance(self, text: str, ends: list[int]) -> str:
+        """Release checked text up to min(holdback boundary, start of any possibly unfinished match)."""
+        k = len(ends) - self.holdback
+        bound = ends[k - 1] if k > 0 else 0
+        bound = min(bound, self.safe_prefix(text))
+        if bound <= len(self.released):
+            return ""
+        out = text[len(self.released):bound]
+        self.released = text[:bound]
+        return out
+
+    def safe_prefix(self, text: str) -> int:
+        """Length of the prefix of `text` that no continuation can turn into a keyword match.
+
+        The trailing word is unfinished ("detona" may become "detonator"), and a suffix that
+        is the beginning of a multi-word keyword ("kill sw") may complete later: both stay held.
+        """
+        cut = len(text)
+        while cut > 0 and _is_word(text[cut - 1]):
+            cut -= 1
+        if self._keywords:
+            from prism_cli.moderators.rules import normalize
+
+            longest = len(self._keywords[-1])
+            for s in range(max(0, len(text) - 2 * longest - 8), cut):
+                if s > 0 and _is_word(text[s - 1]):
+                    continue
+                tail = normalize(text[s:])
+                if tail and any(kw.startswith(tail) for kw in self._keywords):
+                    return s
+        return cut

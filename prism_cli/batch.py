@@ -85,6 +85,7 @@ def transcript_out(path: str | None) -> Iterator[IO[str]]:
     except OSError as e:
         raise InputError(f"{path}: cannot write ({e.strerror})") from None
     try:
+        os.chmod(tmp, _file_mode(target))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             yield f
             f.flush()
@@ -93,6 +94,16 @@ def transcript_out(path: str | None) -> Iterator[IO[str]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _file_mode(target: Path) -> int:
+    """The mode a plain open() would give (mkstemp makes 0600): the old file's, or 0666 minus umask."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def write_transcript(path: str, turns: Iterable[TurnResult]) -> int:

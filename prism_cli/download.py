@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 from prism_cli.errors import PrismError
 from prism_cli.paths import cache_dir
 from prism_cli.registry import (
-    SHA256_RE, Entry, FileSpec, Installed, find_installed, new_manifest, publish, sha256_file, staging_dir,
-    write_classifier_config,
+    SHA256_RE, Entry, FileSpec, Installed, find_installed, fsync_file, new_manifest, publish, sha256_file, staging_dir,
+    write_json,
 )
 
 T = TypeVar("T")
@@ -123,6 +123,12 @@ def _install(entry: Entry, offline: bool) -> Installed:
         raise
 
 
+def write_classifier_config(folder: Path, entry: Entry, version: str) -> str:
+    """prism.json for a Hub classifier (the Hub has none), from the catalogue entry; returns its sha256."""
+    write_json(folder / "prism.json", {"name": entry.name, "version": version, **(entry.classifier or {})})
+    return sha256_file(folder / "prism.json")
+
+
 def _hf_cached(spec: FileSpec) -> Path | None:
     """The file in the shared HF cache at the pinned commit, if the user already has it."""
     if not spec.pinned:
@@ -167,8 +173,11 @@ def _check_sha(entry: Entry, spec: FileSpec, digest: str, expected: str | None, 
         return
     if bad is not None:
         bad.unlink(missing_ok=True)
+        fate = "the bad file was removed (try the pull again)"
+    else:
+        fate = "the copy in the shared Hugging Face cache was not used (delete it with `hf cache rm`)"
     raise DownloadError(f"{entry.name}: checksum mismatch for {spec.filename}: got sha256 {digest[:16]}..., "
-                        f"expected {expected[:16]}...; the bad file was removed (try the pull again)")
+                        f"expected {expected[:16]}...; {fate}")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -176,11 +185,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
-        _fsync(dst)
+        fsync_file(dst)
 
 
 def _move(src: Path, dst: Path) -> None:
-    _fsync(src)
+    fsync_file(src)
     try:
         os.replace(src, dst)
     except OSError as e:
@@ -188,32 +197,32 @@ def _move(src: Path, dst: Path) -> None:
             raise
         tmp = dst.with_name(dst.name + ".part")
         shutil.copyfile(src, tmp)
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, dst)
         src.unlink()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---- network ------------------------------------------------------------------------------------
 
 
-def _with_retries(entry: Entry, spec: FileSpec, what: str, fn: Callable[[], T]) -> T:
-    """Run fn; on a transient failure sleep with exponential backoff and run it again."""
+def _with_retries(entry: Entry, spec: FileSpec, what: str, fn: Callable[[], T],
+                  progress: Callable[[], int] = lambda: 0) -> T:
+    """Run fn; on a transient failure sleep with exponential backoff and run it again.
+
+    Attempts that moved `progress` (bytes on disk) reset the count: a long download on a flaky
+    line keeps going as long as it advances.
+    """
     import httpx2
 
     timeout, retries, backoff = _settings()
-    attempt = 0
+    attempt, seen = 0, progress()
     while True:
         try:
             return fn()
         except (_Retryable, httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as e:
+            now = progress()
+            if now > seen:
+                attempt, seen = 0, now
             if attempt >= retries:
                 raise DownloadError(_network_message(entry, spec, what, e, timeout)) from None
             delay = min(30.0, backoff * 2**attempt)
@@ -310,7 +319,8 @@ def _download(entry: Entry, spec: FileSpec, url: str, part: Path, size: int | No
     if have:
         _notice(f"{spec.dest}: resuming at {_mb(have)} of {_mb(size)}")
     with _Progress(spec.dest, size, have) as bar:
-        _with_retries(entry, spec, "downloading", lambda: _stream_once(get_session(), url, headers, part, size, bar, entry, spec))
+        _with_retries(entry, spec, "downloading", lambda: _stream_once(get_session(), url, headers, part, size, bar, entry, spec),
+                      progress=lambda: part.stat().st_size if part.exists() else 0)
 
 
 def _stream_once(session: Any, url: str, headers: dict[str, str], part: Path, size: int | None, bar: "_Progress",

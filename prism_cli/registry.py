@@ -180,10 +180,6 @@ def _parse_file(f: Any, path: Path, name: str) -> FileSpec:
     return FileSpec(f["repo"], f["filename"], rev, sha, f.get("size_bytes"), dest)
 
 
-def get_entry(name: str) -> Entry | None:
-    return load_catalogue().get(name)
-
-
 # ---- installed models --------------------------------------------------------------------------
 
 
@@ -329,13 +325,6 @@ def publish(staging: Path, name: str, manifest: dict[str, Any]) -> Installed:
 
 def file_record(folder: Path, rel: str, sha256: str, **extra: Any) -> dict[str, Any]:
     return {"path": rel, "sha256": sha256, "size": (folder / rel).stat().st_size, **extra}
-
-
-def write_classifier_config(folder: Path, entry: Entry, version: str) -> str:
-    """prism.json for a Hub classifier, written from the catalogue entry; returns its sha256."""
-    cfg = {"name": entry.name, "version": version, **(entry.classifier or {})}
-    write_json(folder / "prism.json", cfg)
-    return sha256_file(folder / "prism.json")
 
 
 # ---- sideloading (air-gapped machines) ---------------------------------------------------------

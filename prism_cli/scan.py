@@ -43,6 +43,8 @@ class Summary:
     bad: int = 0
     """Malformed records recorded as error rows (skip_bad)."""
     written: int = 0
+    calls: int = 0
+    """Moderator calls (batches)."""
     flagged: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     bytes_read: int = 0
@@ -76,32 +78,55 @@ class Summary:
 Progress = Callable[[Summary], None]
 
 
+TARGET_SECONDS = 1.0
+"""Aim for one moderator call (and one progress update) about every second."""
+
+
+def next_batch_limit(limit: int, seconds: float, cap: int) -> int:
+    """Grow the batch while calls are quick, shrink it when they are slow.
+
+    Batches start at one text and double up to `cap` (--batch-size), so a fast classifier
+    reaches full batches within a few calls while a guard LLM taking seconds per text
+    stays near one text per call: the progress bar, rate and ETA keep moving either way.
+    """
+    if seconds < TARGET_SECONDS / 2:
+        return min(cap, limit * 2)
+    if seconds > TARGET_SECONDS * 2:
+        return max(1, limit // 2)
+    return min(cap, limit)
+
+
 class _Batcher:
-    """Collects records in input order and flushes them through the gate every `batch_size` texts."""
+    """Collects records in input order and flushes them through the gate in batches of texts."""
 
     def __init__(self, gate: Gate, write: Callable[[Row], None], opts: ScanOptions, summary: Summary):
         self.gate, self.write, self.opts, self.summary = gate, write, opts, summary
         self.pending: list[Record] = []
         self.n_texts = 0
+        self.limit = 1
 
     def add(self, rec: Record) -> bool:
-        """Queue a record; True when a full batch is ready to flush."""
+        """Queue a record; True when a batch is ready (or many error rows wait: memory stays bounded)."""
         self.pending.append(rec)
         if rec.error is None:
             self.n_texts += 1
-        return self.n_texts >= self.opts.batch_size
+        return self.n_texts >= self.limit or len(self.pending) >= 4 * self.opts.batch_size
 
     def flush(self) -> None:
         if not self.pending:
             return
         good = [r for r in self.pending if r.error is None]
+        t0 = time.perf_counter()
         verdicts = iter(
             self.gate.check_batch(
                 [r.text or "" for r in good],
                 self.opts.role,  # type: ignore[arg-type]
-                [str(r.rid) if r.has_id else r.label() for r in good],
+                [str(r.rid) if r.has_id else f"{r.file}:{r.line}" for r in good],
             )
         )
+        if good:
+            self.summary.calls += 1
+            self.limit = next_batch_limit(self.limit, time.perf_counter() - t0, self.opts.batch_size)
         for rec in self.pending:
             if rec.error is not None:
                 self.summary.bad += 1

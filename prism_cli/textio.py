@@ -89,16 +89,10 @@ class Record:
     has_id: bool = False
 
     def where(self) -> dict[str, Any]:
-        """Where the record came from, as output keys: file plus line (txt, JSONL) or row and line (CSV)."""
-        d: dict[str, Any] = {"file": self.file}
-        if self.row is not None:
-            d["row"] = self.row
-        d["line"] = self.line
-        return d
-
-    def label(self) -> str:
-        """The verdict id when the record has none of its own."""
-        return f"{self.file}:{self.line}"
+        """Where the record came from, as output keys: file and line, plus row for CSV."""
+        if self.row is None:
+            return {"file": self.file, "line": self.line}
+        return {"file": self.file, "row": self.row, "line": self.line}
 
 
 def detect_format(name: str, explicit: str | None) -> str:
@@ -145,13 +139,10 @@ class _Prefixed(io.RawIOBase):
 
 
 def _read_head(stream: BinaryIO) -> bytes:
-    head = b""
-    while len(head) < SNIFF_BYTES:
-        chunk = stream.read(SNIFF_BYTES - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head
+    """The first SNIFF_BYTES of a file; of a pipe, what has arrived (a live stream is not held up)."""
+    if not stream.seekable() and hasattr(stream, "read1"):
+        return stream.read1(SNIFF_BYTES)  # type: ignore[attr-defined]
+    return stream.read(SNIFF_BYTES)
 
 
 class Source:
@@ -300,7 +291,7 @@ def _json_record(name: str, lineno: int, text: str, field: str | None) -> Record
     if _has_surrogates(value) or (isinstance(rid, str) and _has_surrogates(rid)):
         bad.error = "invalid Unicode (a lone surrogate escape such as \\ud800)"
         return bad
-    return Record(name, lineno, text=value, rid=rid, has_id="id" in obj)
+    return Record(name, lineno, text=value, rid=rid, has_id=rid is not None)
 
 
 def _csv_records(src: Source, column: str | None) -> Iterator[Record]:
@@ -325,13 +316,13 @@ def _csv_records(src: Source, column: str | None) -> Iterator[Record]:
         start = last + 1
         try:
             fields = next(reader)
-            err = None
+            err: str | None = None
         except StopIteration:
             return
         except csv.Error as e:
             fields, err = [], f"malformed CSV ({e})"
-        end = last = reader.line_num
-        bad = sorted(n for n in bad_lines if n <= end)
+        last = reader.line_num
+        bad = sorted(n for n in bad_lines if n <= last)
         if bad:
             err, start = bad_lines[bad[0]], bad[0]
             for n in bad:
@@ -352,8 +343,8 @@ def _csv_records(src: Source, column: str | None) -> Iterator[Record]:
         if err is not None:
             yield Record(src.name, start, error=err, row=row_no)
             continue
-        rid = fields[id_col] if id_col >= 0 else None
-        yield Record(src.name, start, text=fields[col], row=row_no, rid=rid, has_id=id_col >= 0)
+        rid = fields[id_col] if id_col >= 0 else ""
+        yield Record(src.name, start, text=fields[col], row=row_no, rid=rid or None, has_id=bool(rid))
 
 
 def _choose_column(header: list[str], column: str | None, name: str, line: int) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 huggingface_hub's metadata call (HEAD /{repo}/resolve/{revision}/{file}) needs X-Repo-Commit, an
 ETag (X-Linked-Etag for LFS files: the sha256) and a size (X-Linked-Size); an LFS file answers
 302 with a Location on a CDN. Here the CDN is /cdn/{sha256} on the same server, which honours
-Range and can misbehave on demand: drop the connection mid-file, truncate, send wrong bytes,
+Range and can misbehave on demand: drop the connection mid-file, truncate (half or empty body), send wrong bytes,
 stall past the client's timeout, or answer 503. Every request is recorded for assertions.
 
 Also here: tiny real model files the server can serve (a GGUF, an ONNX classifier folder).
@@ -45,6 +45,8 @@ class HubServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        # LFS files redirect to a CDN on another host name, as on the Hub (so no token travels there)
+        self.cdn_url = f"http://localhost:{self._httpd.server_address[1]}"
 
     def add(self, repo: str, filename: str, data: bytes, token: str | None = None) -> str:
         sha = hashlib.sha256(data).hexdigest()
@@ -123,7 +125,7 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if sha is None:
                 return self._reply(404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT})
             self._reply(302, {
-                "Location": f"{hub.url}/cdn/{sha}", "X-Repo-Commit": COMMIT, "X-Linked-Etag": f'"{sha}"',
+                "Location": f"{hub.cdn_url}/cdn/{sha}", "X-Repo-Commit": COMMIT, "X-Linked-Etag": f'"{sha}"',
                 "X-Linked-Size": str(len(hub.blobs[sha].data)), "ETag": f'"{sha[:40]}"',
             })
 
@@ -143,7 +145,7 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             body = blob.data[start:]
             if fault == "wrong":
                 body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
-            sent_len = len(body) // 2 if fault == "truncate" else len(body)
+            sent_len = {"truncate": len(body) // 2, "empty": 0}.get(fault or "", len(body))
             self.send_response(206 if start else 200)
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(blob.data) - 1}/{len(blob.data)}")

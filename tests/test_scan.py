@@ -290,6 +290,19 @@ def test_ctrl_c_leaves_no_output_file(tmp_path, home, policy):
     assert os.listdir(tmp_path) == ["policy.yaml"]
 
 
+def test_a_closed_stdout_stops_the_scan_quietly(tmp_path, home, policy):
+    f = tmp_path / "a.txt"
+    f.write_text("hello\n" * 20_000)
+    env = {**os.environ, "PRISM_HOME": str(home)}
+    cmd = [sys.executable, "-m", "prism_cli", "scan", str(f), "-m", "rules", "-p", str(policy)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    assert json.loads(p.stdout.readline())["line"] == 1  # type: ignore[union-attr]
+    p.stdout.close()  # type: ignore[union-attr]
+    stderr = p.stderr.read()  # type: ignore[union-attr]
+    assert p.wait(timeout=60) == 141  # 128 + SIGPIPE: cut short, neither "all allowed" nor "blocked"
+    assert stderr == b""
+
+
 def test_progress_bar_on_a_terminal(tmp_path, home, policy):
     f = tmp_path / "a.txt"
     f.write_text("hello\n" * 500)
@@ -318,3 +331,33 @@ def test_progress_bar_on_a_terminal(tmp_path, home, policy):
     lines = (tmp_path / "stdout").read_text().splitlines()
     assert len(lines) == 500 and all(json.loads(x)["decision"] == "allow" for x in lines)
     assert "allowed 500" in text
+
+
+# ---------------------------------------------------------------- the runner in process
+
+
+def test_batches_grow_while_calls_are_quick_and_shrink_when_slow():
+    from prism_cli.scan import next_batch_limit
+
+    assert [next_batch_limit(n, 0.01, 64) for n in (1, 2, 32, 64)] == [2, 4, 64, 64]
+    assert next_batch_limit(16, 1.0, 64) == 16
+    assert [next_batch_limit(n, 5.0, 64) for n in (16, 1)] == [8, 1]
+    assert next_batch_limit(64, 1.0, 8) == 8
+
+
+def test_run_scan_keeps_order_ramps_batches_and_bounds_error_rows(tmp_path, policy):
+    from prism_cli.build import build_gate
+    from prism_cli.scan import ScanOptions, run_scan
+    from prism_cli.textio import open_sources
+
+    f = tmp_path / "a.jsonl"
+    good = [json.dumps({"prompt": "a grenade" if i % 10 == 0 else f"text {i}"}) for i in range(100)]
+    f.write_text("\n".join(good + ["bad"] * 50 + ['{"prompt": "last"}']) + "\n")
+    out: list[dict] = []
+    gate = build_gate(str(policy), "rules")
+    summary = run_scan(open_sources([str(f)]), gate, out.append, ScanOptions(batch_size=8, skip_bad=True))
+    assert [o["line"] for o in out] == list(range(1, 152))
+    assert (summary.texts, summary.blocked, summary.bad, summary.written) == (101, 10, 50, 151)
+    assert summary.flagged == {"weapons": 10} and summary.exit_code == 1
+    # batches of 1, 2, 4 then 8: 3 + ceil(93 / 8) calls, plus the last text after the bad rows
+    assert 13 <= summary.calls <= 16

@@ -248,7 +248,7 @@ def eval_sets(test: list[rd.Row]) -> dict[str, list[dict]]:
     clear = [r for r in test if r.kind == "request" and r.label and r.source in CLEAR_SOURCES]
     requests = [r for r in test if r.kind == "request" and r.label]
     benign_req = [r for r in test if r.kind == "benign"]
-    look = [r for r in test if r.kind == "lookalike"]
+    look = [r for r in test if r.kind == "lookalike" and not r.source.startswith("templates/")]
     hand = [rd.Row(t.strip(), 0, frozenset(), "tests/data/benign_lookalikes", "lookalike")
             for t in (REPO / "tests" / "data" / "benign_lookalikes.txt").read_text(encoding="utf-8").splitlines() if t.strip()]
     content = [r for r in test if r.kind == "content"]
@@ -320,10 +320,10 @@ def ort_predict(path: Path, tok, texts: list[str], max_len: int = MAX_LEN) -> np
 def choose_thresholds(pv: np.ndarray, val: list[rd.Row]) -> np.ndarray:
     """Per head, the probability that will be mapped to 0.5. Overall head: keep recall of
     validation harmful requests >= 0.92 and otherwise maximise F1 over all of val. Category
-    heads: at most 3% of safe validation rows may reach it, and never below 0.5."""
+    heads: at most 5% of safe validation requests (benign + look-alikes) may reach it, and never below 0.5."""
     lab = np.array([r.label for r in val])
     is_req = np.array([r.kind == "request" and r.label == 1 for r in val])
-    safe = lab == 0
+    safe = (lab == 0) & np.array([r.kind in ("benign", "lookalike") for r in val])
     th = np.full(len(rd.LABELS), 0.5)
     best, best_t = -1.0, 0.5
     for t in np.linspace(0.05, 0.95, 181):
@@ -336,7 +336,7 @@ def choose_thresholds(pv: np.ndarray, val: list[rd.Row]) -> np.ndarray:
         best_t = 0.05
     th[0] = best_t
     for j in range(1, len(rd.LABELS)):
-        th[j] = max(0.5, float(np.quantile(pv[safe, j], 0.97)))
+        th[j] = max(0.5, float(np.quantile(pv[safe, j], 0.95)))
     return th
 
 

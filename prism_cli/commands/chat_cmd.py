@@ -58,7 +58,7 @@ def chat(
     else:
         gate = build_gate(policy, moderator)
         make_gate = lambda name: build_gate(name, moderator)  # noqa: E731 - /policy NAME in the REPL
-    engine = _open(model, server, ctx=ctx, threads=threads, gpu_layers=gpu_layers, chat_format=chat_format, seed=seed)
+    engine = _open(model, server, n_ctx=ctx, threads=threads, gpu_layers=gpu_layers, chat_format=chat_format, seed=seed)
     try:
         if getattr(engine, "notice", None):
             notice(engine.notice)

@@ -44,7 +44,7 @@ def _rows() -> list[dict[str, Any]]:
             ("installed" if present else "available"), "default": e.name == default, "kind": e.kind, "format": e.format,
             "prompt_format": e.prompt_format, "size": e.size, "size_bytes": inst.size if inst else e.size_bytes,
             "licence": e.licence, "gated": e.gated, "languages": list(e.languages), "categories": categories,
-            "choose_when": e.choose_when, "sha256": "published" if e.sha_pinned or e.bundled else
+            "choose_when": e.choose_when, "sha256": "bundled" if e.bundled else "published" if e.sha_pinned else
             "pinned on first download", "path": str(_bundled_dir() if e.bundled else inst.path) if present else None,
         })
     for inst in list_installed():

@@ -21,7 +21,7 @@ def scan(
     field: Optional[str] = typer.Option(None, "--field", help="JSONL key holding the text (default: prompt, then text)."),
     column: Optional[str] = typer.Option(None, "--column", help="CSV column holding the text (default: prompt, then text)."),
     role: str = typer.Option("prompt", "--role", "-r", help="prompt (user inputs, p(x)) or response (model outputs, q(Y))."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Texts per moderator call."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Most texts per moderator call (batches start at 1 and grow while calls are quick)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Record malformed lines as error rows and go on."),
     include_text: bool = typer.Option(False, "--include-text", help="Echo each text in its verdict row."),
     only_flagged: bool = typer.Option(False, "--only-flagged", help="Write only rows that were flagged, warned, blocked or failed."),
@@ -48,11 +48,29 @@ def scan(
     gate = build_gate(policy, moderator)
     opts = ScanOptions(role, batch_size, field, column, skip_bad, include_text, only_flagged)
     show = not quiet and sys.stderr is not None and sys.stderr.isatty()
-    with open_output(out) as writer, _progress(sources, show) as progress:
-        summary = run_scan(sources, gate, writer.write, opts, progress, writer.flush)
+    try:
+        with open_output(out) as writer, _progress(sources, show) as progress:
+            summary = run_scan(sources, gate, writer.write, opts, progress, writer.flush)
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(EXIT_SIGPIPE) from None
     if not quiet:
         _print_summary(summary, gate, out)
     raise typer.Exit(summary.exit_code)
+
+
+EXIT_SIGPIPE = 141
+"""The reader of stdout went away (`prism scan big.txt | head`): not every text was scanned, so
+neither 0 nor 1 is true; 128 + SIGPIPE is what a shell reports for a pipe cut short."""
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush does not raise again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _check_out(out: Optional[str], files: List[str]) -> None:

@@ -18,6 +18,7 @@ from prism_cli.engines.base import ChatMessage, EngineError
 
 MAX_LINE = 1 << 20
 PROBE_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 10.0
 
 
 def parse_base_url(url: str) -> tuple[str, str, int | None, str]:
@@ -84,7 +85,8 @@ class HttpEngine:
 
     def _open(self, method: str, path: str, body: Any = None, timeout: float | None = None):
         """Send one request; (connection, response) or one-line EngineError for transport failures."""
-        conn = self._connect(timeout or self.timeout)
+        wait = timeout or self.timeout
+        conn = self._connect(min(wait, CONNECT_TIMEOUT))
         headers = {"Accept": "text/event-stream, application/json"}
         data = None
         if body is not None:
@@ -93,6 +95,8 @@ class HttpEngine:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         try:
+            conn.connect()
+            conn.sock.settimeout(wait)  # connecting is quick or hopeless; a reply may take long
             conn.request(method, self._prefix + path, body=data, headers=headers)
             return conn, conn.getresponse()
         except ConnectionRefusedError:
@@ -100,7 +104,7 @@ class HttpEngine:
             raise EngineError(f"cannot reach {self.base_url}: connection refused (is the server running?)") from None
         except (socket.timeout, TimeoutError):
             conn.close()
-            raise EngineError(f"{self.base_url} did not answer within {timeout or self.timeout:g}s") from None
+            raise EngineError(f"{self.base_url} did not answer in time") from None
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             raise EngineError(f"cannot reach {self.base_url}: {e or type(e).__name__}") from None
@@ -232,6 +236,7 @@ class SseReply:
     def __init__(self, engine: HttpEngine, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse):
         self._engine, self._conn, self._resp = engine, conn, resp
         self._finished = False
+        self._events = 0
         self.closed = False
         ctype = (resp.getheader("Content-Type") or "").lower()
         self._whole = ctype.startswith("application/json")  # a server that ignored stream=true
@@ -244,9 +249,15 @@ class SseReply:
             data = self._whole_reply() if self._whole else self._read_event()
             if data is None:
                 self.close()
+                if not self._finished and not self._events:
+                    raise EngineError(
+                        f"{self._engine.base_url} ended the stream without a reply "
+                        "(see the server's log; the conversation may not fit its context window)"
+                    )
                 if not self._finished:
                     raise EngineError(f"{self._engine.base_url} closed the stream before the reply was complete")
                 break
+            self._events += 1
             if data == "[DONE]":
                 self._finished = True
                 self.close()

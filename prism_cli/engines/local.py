@@ -142,15 +142,16 @@ class LocalEngine:
         self.last_stats: dict[str, Any] = {}
         self._cache: dict[int, tuple[bytes, bool]] = {}
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
-        self._setup_template(forced)
+        self._setup_template(forced, self._llm.metadata.get("tokenizer.chat_template"))
 
     # --- chat template -------------------------------------------------------------------
 
-    def _setup_template(self, forced: templates.ChatTemplate | None) -> None:
+    def _setup_template(self, forced: templates.ChatTemplate | None, template_src: str | None) -> None:
+        """The GGUF's Jinja template (`template_src`) unless a built-in is forced; else a guessed built-in."""
         self._jinja = None
+        self.notice = None
         self._bos_text = self._token_text(self._llm.token_bos())
         eos_text = self._token_text(self._llm.token_eos())
-        template_src = self._llm.metadata.get("tokenizer.chat_template")
         if forced is None and template_src:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 

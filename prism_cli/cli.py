@@ -39,8 +39,12 @@ for _module in COMMAND_MODULES:
 
 def main() -> None:
     """Entry point: PrismError becomes one line on stderr and its exit code; never a traceback."""
+    import signal
+
     from prism_cli.commands.common import error_line
 
+    if hasattr(signal, "SIGPIPE"):  # `prism ... | head` ends quietly, like other Unix filters
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         app()
     except PrismError as e:

@@ -15,6 +15,7 @@ KEYS: dict[str, str] = {
     "moderator": "default moderator (a registry name, model folder or .gguf file)",
     "policy": "default policy (a shipped name or a YAML file)",
     "offline": "true forbids any network access, even `models pull`",
+    "log": "write the local decision log (true/false; default true)",
 }
 
 

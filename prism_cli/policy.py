@@ -7,8 +7,8 @@ policy is something users write by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import yaml
 
@@ -95,15 +95,19 @@ Path_ = tuple[Any, ...]
 
 
 def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    """Load YAML and remember the line of every key and item, refusing duplicate keys."""
+    """Load YAML once (C loader when available) and remember the line of every key and item."""
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise PolicyError(f"{source}{line}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     lines: dict[Path_, int] = {}
 
     def walk(n: yaml.Node | None, path: Path_) -> None:
@@ -203,16 +207,24 @@ _CATEGORY = {"id", "name", "description", "applies_to", "threshold", "action", "
 _RULES = {"keywords", "patterns"}
 
 
-def parse_policy(text: str, source: str = "<policy>", base: Policy | None = None) -> Policy:
-    """Parse one policy document. With `base` (what `extends` named), categories merge by id."""
+def parse_policy(
+    text: str,
+    source: str = "<policy>",
+    base: Policy | None = None,
+    resolve: Callable[[str], Policy] | None = None,
+) -> Policy:
+    """Parse one policy document. Categories merge by id onto `base`, or onto what
+    `resolve(extends)` returns when the document names a policy it extends."""
     data, lines = _compose(text, source)
     ck = _Checker(source, lines)
     if data is None:
         raise PolicyError(f"{source}: empty policy")
+    if base is None and resolve is not None and isinstance(data, dict) and "extends" in data:
+        base = resolve(ck.string(data["extends"], ("extends",)))
     required = {"name", "categories"} if base is None else {"name"}
     d = ck.mapping(data, (), _TOP, required)
     if base is None and "extends" in d:
-        raise ck.fail(("extends",), "the policy it extends was not loaded (use policy_store.load_policy)")
+        raise ck.fail(("extends",), "cannot follow 'extends' here (load the policy with policy_store.load_policy)")
 
     defaults = ck.mapping(d.get("defaults", {}) or {}, ("defaults",), _DEFAULTS)
     threshold = ck.prob(defaults.get("threshold", base.threshold if base else 0.5), ("defaults", "threshold"))
@@ -309,17 +321,6 @@ def _check_regex(ck: _Checker, pattern: str, path: Path_) -> None:
     except re.error as e:
         raise ck.fail(path, f"invalid regular expression: {e}") from None
 
-
-def extends_of(text: str, source: str) -> str | None:
-    """The name or path a policy extends, read before full validation so the base can be loaded first."""
-    data, lines = _compose(text, source)
-    if isinstance(data, dict) and "extends" in data:
-        return _Checker(source, lines).string(data["extends"], ("extends",))
-    return None
-
-
-def with_overrides(policy: Policy, **changes: Any) -> Policy:
-    return replace(policy, **changes)
 
 
 def policy_to_dict(policy: Policy) -> dict[str, Any]:

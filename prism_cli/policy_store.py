@@ -8,7 +8,7 @@ from pathlib import Path
 from prism_cli import config
 from prism_cli.errors import PolicyError
 from prism_cli.paths import shipped_policies_dir, user_policies_dir
-from prism_cli.policy import Policy, extends_of, parse_policy
+from prism_cli.policy import Policy, parse_policy
 
 DEFAULT_POLICY = "default"
 _MAX_BYTES = 1_000_000
@@ -56,13 +56,12 @@ def load_policy(name_or_path: str | None = None, _chain: tuple[Path, ...] = ()) 
     path = find_policy(str(spec)).resolve()
     if path in _chain:
         raise PolicyError(f"{path}: 'extends' forms a cycle")
-    text = read_text(path)
-    base_spec = extends_of(text, str(path))
-    base = None
-    if base_spec:
+
+    def resolve(base_spec: str) -> Policy:
         rel = path.parent / base_spec
-        base = load_policy(str(rel) if rel.is_file() else base_spec, _chain + (path,))
-    return parse_policy(text, str(path), base)
+        return load_policy(str(rel) if rel.is_file() else base_spec, _chain + (path,))
+
+    return parse_policy(read_text(path), str(path), resolve=resolve)
 
 
 def list_policies() -> dict[str, Path]:

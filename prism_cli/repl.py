@@ -12,7 +12,7 @@ from typing import IO, Any, Callable
 from prism_cli.errors import PrismError
 from prism_cli.gate import Gate
 from prism_cli.session import INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BLOCKED, ChatSession, TurnResult, labels
-from prism_cli.verdict import Verdict
+from prism_cli.verdict import Decision, Verdict
 
 HELP = """\
 Type a message and press Enter. End a line with \\ to continue it, or wrap a block in \"\"\".
@@ -139,8 +139,9 @@ class Repl:
             c.print(f"[bold red]response blocked:[/] {_escape(labels(r.response_verdict, gate))} (generation stopped)")
         elif r.outcome == INTERRUPTED:
             c.print("[yellow]stopped[/]")
-        for w in r.warnings[-1:]:
-            c.print(f"[yellow]warning:[/] {_escape(labels(w, gate))}")
+        pv = r.prompt_verdict
+        for w in ([pv] if pv is not None and pv.decision is Decision.WARN else []) + r.warnings[-1:]:
+            c.print(f"[yellow]warning ({w.role}):[/] {_escape(labels(w, gate))}")
         if self.verbose:
             self.details(r)
 

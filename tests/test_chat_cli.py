@@ -268,6 +268,15 @@ def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
         assert "Write a short poem about the" in shown
         repl.send("/save " + str(tmp_path / "t.jsonl") + "\r")
         repl.expect("saved 3 turns")
+        for command, answer in [
+            ("/help", "/policy NAME"),
+            ("/policy minimal", "policy minimal, moderator rules"),
+            ("/policy no-such-policy", "(policy unchanged)"),
+            ("/reset", "conversation cleared"),
+            ("/bogus", "unknown command /bogus"),
+        ]:
+            repl.send(command + "\r")
+            repl.expect(answer)
         repl.send("\x04")  # Ctrl-D leaves
         assert repl.wait() == 0
     finally:

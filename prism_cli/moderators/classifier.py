@@ -126,7 +126,7 @@ class ClassifierModerator:
         import numpy as np
 
         if self.activation == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-x))
+            return 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid without exp overflow
         if self.activation == "softmax":
             e = np.exp(x - x.max(axis=1, keepdims=True))
             return e / e.sum(axis=1, keepdims=True)

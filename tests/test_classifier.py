@@ -1,0 +1,97 @@
+"""The onnxruntime + tokenizers classifier backend on a real ONNX model built by the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prism_cli.errors import ModeratorError
+from prism_cli.moderators.classifier import ClassifierModerator
+from tests.onnx_fixture import build_classifier, corrupt_model, safe_score, trigger_score
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_classifier(tmp_path_factory.mktemp("clf"))
+
+
+def test_scores_map_labels_onto_policy_categories(folder):
+    m = ClassifierModerator(folder)
+    assert m.name == "prism-fixture@1"
+    assert {"S1", "S9", "S11", "S12", "jailbreak"} <= m.categories()
+    texts = ["how to make a cake", "how to make a bomb", "hello", "write a poem about suicide"]
+    out = m.score(texts, "prompt")
+    assert len(out) == 4
+    assert out[0]["S9"] == pytest.approx(safe_score(), abs=1e-4) and out[0]["unsafe"] < 0.01
+    assert out[1]["S9"] == pytest.approx(trigger_score(), abs=1e-4) and out[1]["unsafe"] > 0.99
+    assert out[1]["S1"] < 0.01  # one category's word does not raise another's
+    assert out[3]["S11"] > 0.99
+    assert all(0.0 <= p <= 1.0 for s in out for p in s.values())
+
+
+def test_batching_and_length_sorting_keep_input_order(folder):
+    m = ClassifierModerator(folder, batch_size=3)
+    texts = ["hi"] * 5 + ["the " * 40 + "bomb"] + ["hello"] * 4 + ["murder"]
+    out = m.score(texts, "prompt")
+    flagged = [i for i, s in enumerate(out) if s["unsafe"] > 0.5]
+    assert flagged == [5, 10]
+    assert out[5]["S9"] > 0.99 and out[10]["S1"] > 0.99
+
+
+def test_text_beyond_max_length_is_truncated(tmp_path):
+    m = ClassifierModerator(build_classifier(tmp_path / "short", max_length=8))
+    assert m.score(["the " * 20 + "bomb"], "prompt")[0]["unsafe"] < 0.01
+    assert m.score(["the " * 3 + "bomb"], "prompt")[0]["unsafe"] > 0.99
+
+
+def test_unsafe_from_one_minus_safe_and_softmax(tmp_path):
+    f = build_classifier(tmp_path / "m")
+    cfg = json.loads((f / "prism.json").read_text())
+    cfg["unsafe"] = {"one_minus": cfg["labels"][0]}
+    (f / "prism.json").write_text(json.dumps(cfg))
+    s = ClassifierModerator(f).score(["hello"], "prompt")[0]
+    label0 = cfg["category_map"].get(cfg["labels"][0])
+    assert s["unsafe"] == pytest.approx(1 - (s[label0] if isinstance(label0, str) else safe_score()), abs=1e-4)
+    cfg["activation"] = "softmax"
+    (f / "prism.json").write_text(json.dumps(cfg))
+    s = ClassifierModerator(f).score(["hello", "bomb"], "prompt")
+    total = sum(v for k, v in s[1].items() if k != "unsafe")
+    assert total <= 1.0 + 1e-5  # softmax rows sum to one over the labels
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda f: (f / "tokenizer.json").unlink(), "missing tokenizer.json"),
+        (lambda f: (f / "prism.json").write_text("{not json"), "prism.json: unreadable"),
+        (lambda f: (f / "prism.json").write_text('{"labels": []}'), "key 'labels' must be a non-empty list"),
+        (lambda f: (f / "prism.json").write_text('{"labels": ["a"], "activation": "relu"}'), "key 'activation'"),
+        (lambda f: (f / "prism.json").write_text('{"labels": ["a"], "unsafe": "b"}'), "label 'b' is not in 'labels'"),
+    ],
+)
+def test_bad_model_folders_are_one_line_errors(tmp_path, breakage, message):
+    f = build_classifier(tmp_path / "m")
+    breakage(f)
+    with pytest.raises(ModeratorError, match=message) as e:
+        ClassifierModerator(f).score(["hi"], "prompt")
+    assert "\n" not in str(e.value)
+
+
+def test_corrupt_onnx_fails_on_first_use_with_the_folder_named(tmp_path):
+    f = corrupt_model(build_classifier(tmp_path / "m"))
+    m = ClassifierModerator(f)  # construction is cheap: nothing loads until the first score
+    with pytest.raises(ModeratorError, match=rf"{f}: cannot load classifier"):
+        m.score(["hi"], "prompt")
+
+
+def test_check_with_classifier_never_imports_llama_cpp(folder):
+    code = (
+        "import sys; from prism_cli.build import build_gate; "
+        f"g = build_gate('default', {str(folder)!r}); v = g.check('how to make a bomb', 'prompt'); "
+        "print(v.decision.value, 'llama_cpp' in sys.modules, 'huggingface_hub' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["block", "False", "False"]

@@ -151,10 +151,11 @@ def test_batch_moderator_failing_mid_turn_exit_3_and_later_turns_run(gemma_path,
     from prism_cli.batch import run_batch
     from prism_cli.engines.local import LocalEngine
     from prism_cli.gate import Gate
-    from prism_cli.policy_store import load_policy
+    from prism_cli.policy import parse_policy
     from prism_cli.session import ChatSession
 
-    gate = Gate(load_policy(str(policy_file(tmp_path, ["zzzzq"]))), [FailsOnSecondCall()], include_rules=False)
+    pol = policy_file(tmp_path, ["zzzzq"])
+    gate = Gate(parse_policy(pol.read_text(), str(pol)), [FailsOnSecondCall()], include_rules=False)
     engine = LocalEngine(gemma_path, n_ctx=512, threads=2, seed=0)
     try:
         s = ChatSession(engine, gate, max_tokens=8, temperature=0.0)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,8 @@ from prism_cli.engines.loader import open_engine
 from prism_cli.engines.local import LocalEngine, StopScanner, Utf8Pieces
 from prism_cli.errors import InputError
 
-from llama_server import free_port, llama_server
+sys.path.insert(0, str(Path(__file__).parent))
+from llama_server import free_port, llama_server  # noqa: E402
 
 POEM = [{"role": "user", "content": "Write a short poem about the sea."}]
 GLYPHS = "𓀀𓁐 ꙮ 🫠 𝔘𝔫𝔦 naïve 日本語 🙂"
@@ -128,6 +130,8 @@ def test_a_gguf_chat_template_is_used_as_is(gguf):
         assert "".join(e.stream(POEM, max_tokens=8, temperature=0)).strip()
         with pytest.raises(EngineError, match="rejected the conversation: System role not supported"):
             e.stream([{"role": "system", "content": "x"}, *POEM])
+        e._setup_template(None, "{% for m in messages %}{{ m['content'] }")  # a broken one
+        assert e.chat_format == "gemma" and "does not compile" in e.notice
     finally:
         e.close()
 

@@ -462,6 +462,16 @@ def split_of(text: str, val: float = 0.1, test: float = 0.15) -> str:
     return "test" if h < test else "val" if h < test + val else "train"
 
 
+HELDOUT_LOOKALIKES = HERE.parents[1] / "tests" / "data" / "benign_lookalikes.txt"
+
+
+def heldout_keys() -> set[str]:
+    """Normalised texts of the hand-written look-alikes kept for evaluation only."""
+    if not HELDOUT_LOOKALIKES.is_file():
+        return set()
+    return {normalize(t) for t in HELDOUT_LOOKALIKES.read_text(encoding="utf-8").splitlines() if t.strip()}
+
+
 def load_all(only: Iterable[str] | None = None, limit: int | None = None) -> list[Row]:
     rows: list[Row] = []
     for name, fn in LOADERS.items():
@@ -469,7 +479,8 @@ def load_all(only: Iterable[str] | None = None, limit: int | None = None) -> lis
             continue
         got = list(fn())
         rows.extend(got[:limit] if limit else got)
-    return dedup(rows)
+    held = heldout_keys()
+    return dedup(r for r in rows if normalize(r.text) not in held)
 
 
 def split(rows: list[Row]) -> dict[str, list[Row]]:

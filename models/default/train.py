@@ -84,14 +84,14 @@ def static_table(dim: int = DIM) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- model
-def build_model(table: np.ndarray, n_labels: int, hidden: int = 256):
+def build_model(table: np.ndarray, n_labels: int, hidden: int = 256, freeze_emb: bool = False):
     import torch
     from torch import nn
 
     class TextCNN(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.emb = nn.Embedding.from_pretrained(torch.tensor(table), freeze=False, padding_idx=0)
+            self.emb = nn.Embedding.from_pretrained(torch.tensor(table), freeze=freeze_emb, padding_idx=0)
             d = table.shape[1]
             self.conv = nn.Conv1d(d, hidden, 3, padding=1)
             self.conv2 = nn.Conv1d(hidden, hidden, 3, padding=1)
@@ -166,12 +166,14 @@ def train(model, tr_ids, y, w, epochs: int, lr: float, bs: int = 64, log=print):
 
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
-    emb_params = list(model.emb.parameters())
+    emb_params = [p for p in model.emb.parameters() if p.requires_grad]
     other = [p for n, p in model.named_parameters() if not n.startswith("emb.")]
-    opt = torch.optim.AdamW([{"params": other, "lr": lr, "weight_decay": 1e-2},
-                             {"params": emb_params, "lr": lr * 0.3, "weight_decay": 0.0}])
+    groups = [{"params": other, "lr": lr, "weight_decay": 1e-2}]
+    if emb_params:  # a fine-tuned token table moves more slowly than the head
+        groups.append({"params": emb_params, "lr": lr * 0.3, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups)
     steps = epochs * math.ceil(len(tr_ids) / bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, lr * 0.3], total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1)
     lengths = np.array([len(x) for x in tr_ids])
     for ep in range(epochs):
         model.train()
@@ -240,10 +242,25 @@ CLEAR_SOURCES = ("advbench/harmful_behaviors", "harmbench", "strongreject", "tdc
                  "cyberseceval/interpreter", "handwritten/unsafe")
 
 
+PRIMARY = ("self_harm", "weapons", "cyber", "sexual", "hate", "violent", "crime", "jailbreak", "toxic")
+
+
+def primary_category(r: rd.Row) -> str | None:
+    """One category per unsafe row for `prism eval`: the policy id of its most specific label
+    (toxic, which no policy category holds, stays "toxic"); safe rows have none, so they are
+    the negatives of every category."""
+    if not r.label:
+        return None
+    for c in PRIMARY:
+        if c in r.cats:
+            m = rd.CATEGORY_MAP.get(c, c)
+            return m if isinstance(m, str) else m[-1]
+    return "other"
+
+
 def eval_sets(test: list[rd.Row]) -> dict[str, list[dict]]:
-    def row(r: rd.Row, cat: str | None = None) -> dict:
-        c = cat if cat is not None else (",".join(sorted(r.cats)) or ("none" if r.label else "safe"))
-        return {"text": r.text, "label": r.label, "category": c, "source": r.source}
+    def row(r: rd.Row) -> dict:
+        return {"text": r.text, "label": r.label, "category": primary_category(r), "source": r.source}
 
     clear = [r for r in test if r.kind == "request" and r.label and r.source in CLEAR_SOURCES]
     requests = [r for r in test if r.kind == "request" and r.label]
@@ -340,12 +357,135 @@ def choose_thresholds(pv: np.ndarray, val: list[rd.Row]) -> np.ndarray:
     return th
 
 
+# ---------------------------------------------------------------- `prism eval`, speed, card
+def run_prism_eval(model_dir: Path, files: list[Path]) -> dict:
+    """The card's figures come from `prism eval` (default policy, role prompt), side by side with
+    alt-profanity-check. Returns {set name: eval report} ({} when the command is unavailable)."""
+    import subprocess
+
+    out = {}
+    for f in files:
+        cmd = [sys.executable, "-m", "prism_cli", "eval", str(f), "-m", str(model_dir), "-m", "profanity-check", "--json"]
+        env = {**os.environ, "PRISM_HOME": str(WORK / "prism-home"), "NO_COLOR": "1"}
+        r = subprocess.run(cmd, capture_output=True, env=env, cwd=REPO, timeout=1800)
+        if r.returncode != 0:
+            print(f"prism eval {f.name} failed ({r.returncode}): {r.stderr.decode(errors='replace')[-300:]}")
+            return {}
+        out[f.stem] = json.loads(r.stdout)
+    return out
+
+
+def run_bench(model_dir: Path) -> dict:
+    sys.path.insert(0, str(REPO / "bench"))
+    import bench_classifier as bc
+
+    p50, p90, n_tok = bc.bench_single(model_dir, 300)
+    tps = bc.bench_scan(model_dir, 4000, 2)
+    cold, ort = bc.bench_cold(model_dir, 5)
+    return {"p50_ms": p50, "p90_ms": p90, "max_tokens": n_tok, "scan_per_s": tps, "cold_s": cold, "ort_import_s": ort}
+
+
+def _f(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+SET_NOTES = {
+    "harmful_requests": "unsafe requests (all sources) vs benign requests (instructions, coconot benign, deepset benign, BIPIA tasks)",
+    "clear_harmful_vs_lookalikes": "clearly harmful requests vs benign look-alikes (coconot contrast, CyberSecEval MITRE FRR, hand-written, held-out file)",
+    "handwritten_lookalikes": "clearly harmful requests vs tests/data/benign_lookalikes.txt only (never trained on)",
+    "toxic_content": "content, not requests: Davidson hate/offensive vs neither, ToxiGen hate vs neutral, RealToxicityPrompts, AdvBench strings",
+    "jailbreak_injection": "jailbreaks and prompt injections vs benign documents and requests",
+}
+
+
+def write_card(path: Path, report: dict, pe: dict, bench: dict | None) -> None:
+    L = ["# prism-default " + report["version"], "",
+         "The moderator bundled with prism: a small text classifier that scores prompts (p(x)) and outputs (q(Y))",
+         "offline on the CPU. It gives an overall P(unsafe) and per-category scores mapped onto the `default`",
+         "policy's categories. Trained by `models/default/train.py` (this folder); figures below are written by it.", "",
+         "## What it is", "",
+         "- **Architecture**: all-MiniLM-L6-v2 (Apache-2.0) distilled into a static token table (each of the 30,522",
+         "  WordPiece tokens encoded alone by MiniLM, PCA to 256 dims, stored fp16), then a 2-layer text CNN",
+         "  (kernel 3, 256 channels, masked max pooling, plus the masked mean of the token table) and an MLP with",
+         "  10 sigmoid heads. No attention: cost is linear in tokens and tiny.",
+         f"- **File**: model.onnx {report['size_bytes'] / 1e6:.1f} MB, tokenizer.json (MiniLM's uncased WordPiece), "
+         f"prism.json. Inputs input_ids / attention_mask int64, output `logits` [batch, 10]; max_length 256.",
+         "- **Labels → policy**: unsafe (overall), violent→S1, crime→S2, cyber→S2+S14, weapons→S9, hate→S10, "
+         "self_harm→S11, sexual→S12, jailbreak→jailbreak; toxic (insults, profanity, harassment) has no category",
+         "  in the default policy and only feeds P(unsafe). Not covered: S3-S8, S13 (no training data).",
+         "- **Calibration**: each head's operating point was chosen on the validation split and folded into the",
+         "  output bias, so a policy threshold of 0.5 is that point; lower thresholds (strict) flag more.",
+         "  Validation operating points (raw probability mapped to 0.5): "
+         + ", ".join(f"{k} {v:.2f}" for k, v in report["val_operating_points"].items()) + ".", "",
+         "## Data", "",
+         "Only sets marked Train in `../shared/data/README.md`, read in place: " + ", ".join(report["sets_read"]) + ";",
+         "plus hand-written look-alikes and a few self-harm / sexual / hate requests (`lookalikes_train.txt`,",
+         "`unsafe_extra.txt`) and templated hard negatives (a harm topic asked about to understand, prevent, report",
+         "or teach it; everyday senses of violent verbs). Texts are deduplicated across all sets on normalised text",
+         "*before* a hash split (75/10/15): " + ", ".join(f"{k} {v}" for k, v in report["data"].items()) + ".",
+         "Templated negatives and the training look-alikes are excluded from the test figures;",
+         "`tests/data/benign_lookalikes.txt` (137 prompts) is never trained on.", "",
+         "## Quality on the held-out test split", ""]
+    if pe:
+        L += ["Measured with `prism eval FILE -m models/default -m profanity-check --json` (default policy, role prompt;",
+              "flagged = warn or block) on the files the recipe writes to `models/default/work/eval/`.", "",
+              "| set | n | unsafe | precision | recall | F1 | FPR | AP | AP profanity-check |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for name, rep in pe.items():
+            ours, prof = rep["moderators"][0]["overall"], rep["moderators"][1]["overall"]
+            L.append(f"| {name} | {ours['n']} | {ours['positives']} | {_f(ours['precision'])} | {_f(ours['recall'])} | "
+                     f"{_f(ours['f1'])} | {_f(ours['fpr'])} | {_f(ours['ap'])} | {_f(prof['ap'])} |")
+    else:
+        L += ["Computed by the recipe (numpy), at the default thresholds:", "",
+              "| set | n | unsafe | precision | recall | F1 | FPR | AP | AP profanity-check |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for name, r in report["sets"].items():
+            if name.startswith("fpr:"):
+                continue
+            L.append(f"| {name} | {r['n']} | {r['pos']} | {_f(r['precision'])} | {_f(r['recall'])} | {_f(r['f1'])} | "
+                     f"{_f(r['fpr'])} | {_f(r['ap_unsafe_head'])} | {_f(r['ap_profanity_check'])} |")
+    L += ["", "Sets: " + "; ".join(f"**{k}**: {v}" for k, v in SET_NOTES.items()) + ".", "",
+          f"- Recall on clearly harmful requests (AdvBench, HarmBench, StrongREJECT, TDC, refusal-direction, "
+          f"CyberSecEval interpreter; n={report['recall_clear_harmful']['n']}): **{report['recall_clear_harmful']['recall']:.3f}** (target ≥ 0.90).",
+          "- False-positive rate on benign look-alikes (target ≤ 0.10), by source:"]
+    for k, v in report["sets"].items():
+        if k.startswith("fpr:"):
+            L.append(f"  - {k[4:]}: **{v['fpr']:.3f}** (n={v['n']})")
+    L += ["- Per category, share of the test split's unsafe rows of that category that the default policy blocks",
+          "  (and the share its own head flags): " + "; ".join(
+              f"{c} {v['blocked']:.2f} ({v['head_recall']:.2f}, n={v['n']})" for c, v in report["categories"].items()) + ".", ""]
+    if bench:
+        L += ["## Speed (this 2-core machine, `python bench/bench_classifier.py`)", "",
+              f"- single prompt ≤ {bench['max_tokens']} tokens, one thread: p50 {bench['p50_ms']:.2f} ms, p90 {bench['p90_ms']:.2f} ms",
+              f"- scan through `ClassifierModerator.score`, 2 threads: {bench['scan_per_s']:.0f} texts/s",
+              f"- cold start `echo hi | prism check`: {bench['cold_s'] * 1000:.0f} ms vs `python -c 'import onnxruntime'` "
+              f"{bench['ort_import_s'] * 1000:.0f} ms ({bench['cold_s'] / bench['ort_import_s']:.2f}x)", ""]
+    L += ["## Limits", "",
+          "- English only (an uncased English WordPiece vocabulary); other languages are mostly unknown tokens.",
+          "- A bag of local n-gram features, not a reader: it can be fooled by paraphrase, obfuscation, encodings, or",
+          "  harmful intent spread across a long text; and it still over-flags some benign prompts that use harm words",
+          "  (see the look-alike FPR). Long inputs are truncated to 256 tokens.",
+          "- Trained on requests and short texts; scores for model *outputs* (q(Y)) are less tested.",
+          "- The test split shares sources (and styles) with training; independent public benchmarks will read lower.",
+          "  Use a guard model (`prism models pull`, cascade) where mistakes are costly.", "",
+          "## Reproduce", "",
+          "```", "pip install -e '.[train]'", "python models/default/train.py   # rewrites model.onnx, prism.json, tokenizer.json, this card",
+          "for f in models/default/work/eval/*.jsonl; do prism eval $f -m models/default -m profanity-check; done",
+          "python bench/bench_classifier.py", "```", "",
+          f"Recipe wall time on this 2-core machine: {report['train_seconds'] / 60:.0f} min. Licence: Apache-2.0 "
+          "(weights trained only on permissively licensed data; base model Apache-2.0).", ""]
+    path.write_text("\n".join(L), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--out", type=Path, default=HERE, help="where the model folder files go")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-card", action="store_true", help="skip prism eval, the bench and MODEL_CARD.md")
+    ap.add_argument("--no-bench", action="store_true", help="skip the speed figures in the card")
+    ap.add_argument("--tune-emb", action="store_true", help="also fine-tune the static token table")
     args = ap.parse_args()
 
     import torch
@@ -356,7 +496,9 @@ def main() -> None:
     np.random.seed(SEED)
     t_start = time.time()
     WORK.mkdir(parents=True, exist_ok=True)
-    logf = open(WORK / "train.log", "w", encoding="utf-8")
+    rep_dir = WORK if args.out.resolve() == HERE else args.out  # experiments keep their own log and metrics
+    rep_dir.mkdir(parents=True, exist_ok=True)
+    logf = open(rep_dir / "train.log", "w", encoding="utf-8")
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -373,7 +515,7 @@ def main() -> None:
     tr, va, te = sp["train"], sp["val"], sp["test"]
     tr_ids = encode(tok, [r.text for r in tr], MAX_LEN_TRAIN)
     y, w = targets(tr)
-    model = build_model(table, len(rd.LABELS))
+    model = build_model(table, len(rd.LABELS), freeze_emb=not args.tune_emb)
     train(model, tr_ids, y, w, args.epochs, args.lr, log=log)
 
     pv = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
@@ -447,7 +589,13 @@ def main() -> None:
     report["train_seconds"] = time.time() - t_start
     report["data"] = {k: len(v) for k, v in sp.items()}
     report["sets_read"] = sorted({p.split('/')[0] for p in rd.READ_LOG})
-    (WORK / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (rep_dir / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if not args.no_card:
+        pe = run_prism_eval(args.out, sorted((WORK / "eval").glob("*.jsonl")))
+        bench = None if args.no_bench else run_bench(args.out)
+        report["prism_eval"], report["bench"] = pe, bench
+        (rep_dir / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        write_card(args.out / "MODEL_CARD.md", report, pe, bench)
     log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")
 
 

@@ -19,7 +19,7 @@ def chat(
     server: Optional[str] = typer.Option(None, "--server", help="URL of a llama.cpp / llama_cpp.server / Ollama / OpenAI-compatible server."),
     ctx: Optional[int] = typer.Option(None, "--ctx", "-c", help="Context window in tokens (default 4096)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", help="CPU threads for the model."),
-    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", help="Layers to offload to a GPU (llama.cpp builds with GPU support)."),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", "-ngl", help="Layers to offload to a GPU (llama.cpp builds with GPU support)."),
     temp: float = typer.Option(0.7, "--temp", help="Sampling temperature; 0 is greedy (deterministic)."),
     max_tokens: int = typer.Option(512, "--max-tokens", "-n", help="Most tokens per reply."),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt."),
@@ -38,8 +38,12 @@ def chat(
     stdin is piped or with --batch. Batch exit codes: 0 all allowed, 1 something blocked,
     2 bad input, 3 moderator failed (the turn was blocked).
 
-    Examples: prism chat gemma.gguf --temp 0 | prism chat gemma.gguf < prompts.txt > transcript.jsonl
-    | prism chat --server http://127.0.0.1:8080
+    Examples:
+
+    \b
+      prism chat gemma.gguf --temp 0
+      prism chat gemma.gguf < prompts.txt > transcript.jsonl
+      prism chat --server http://127.0.0.1:8080 --policy strict
     """
     from prism_cli.batch import read_turns, run_batch
     from prism_cli.build import build_gate

@@ -152,21 +152,25 @@ class LocalEngine:
         self.notice = None
         self._bos_text = self._token_text(self._llm.token_bos())
         eos_text = self._token_text(self._llm.token_eos())
+        problem = "has no chat template"
         if forced is None and template_src:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            self._jinja = Jinja2ChatFormatter(template=template_src, eos_token=eos_text, bos_token=self._bos_text)
-            # The template has no stop list; a vocabulary's known turn tokens serve as one.
-            guessed = templates.guess(self._is_control_token)
-            turn_stops = guessed.stop if guessed.special_tokens else ()
-            self.chat_format = templates.GGUF
-            self._stops = tuple(s for s in (eos_text, *turn_stops) if s)
-            return
+            try:
+                self._jinja = Jinja2ChatFormatter(template=template_src, eos_token=eos_text, bos_token=self._bos_text)
+            except Exception as e:  # jinja2.TemplateError: a broken template must not stop the chat
+                problem = f"has a chat template that does not compile ({str(e).splitlines()[0] if str(e) else e!r})"
+            else:
+                # The template has no stop list; a vocabulary's known turn tokens serve as one.
+                guessed = templates.guess(self._is_control_token)
+                turn_stops = guessed.stop if guessed.special_tokens else ()
+                self.chat_format = templates.GGUF
+                self._stops = tuple(s for s in (eos_text, *turn_stops) if s)
+                return
         template = forced or templates.guess(self._is_control_token)
         if forced is None:
             self.notice = (
-                f"{self.name} has no chat template; using the '{template.name}' format "
-                f"(choose another with --chat-format)"
+                f"{self.name} {problem}; using the '{template.name}' format (choose another with --chat-format)"
             )
         self._template, self.chat_format, self._stops = template, template.name, template.stop
 

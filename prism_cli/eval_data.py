@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from prism_cli.errors import InputError
+from prism_cli.textio import open_user_file
 
 TEXT_KEYS = ("text", "prompt")
 """Column holding the text; "prompt" is accepted because many prompt sets use it."""
@@ -77,15 +78,7 @@ def _row(rec: dict[str, Any], where: str) -> LabeledRow:
 
 def _lines(path: Path, name: str) -> Iterator[tuple[int, str]]:
     """(line number, decoded line) with strict UTF-8, a leading BOM dropped, NUL bytes refused."""
-    try:
-        f = path.open("rb")
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory") from None
-    except OSError as e:
-        raise InputError(f"{name}: cannot read ({e.strerror})") from None
-    with f:
+    with open_user_file(path, name) as f:
         for no, raw in enumerate(f, 1):
             if b"\0" in raw:
                 raise InputError(f"{name}:{no}: binary data (NUL byte), expected UTF-8 text")

@@ -10,6 +10,7 @@ held tail is released.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -49,8 +50,12 @@ class StreamGate:
         self.holdback = max(0, holdback if holdback is not None else gate.policy.stream.holdback)
         self.should_stop = should_stop
         self.id = id
-        self._rules = self._find_rules()
-        self._keywords = self._multiword_keywords()
+        keywords = self._keywords()
+        self._keyword_rx = (
+            re.compile("|".join(r"(?<!\w)" + re.escape(k) + r"(?!\w)" for k in keywords)) if keywords else None
+        )
+        self._multiword = [k for k in keywords if any(not _is_word(ch) for ch in k)]
+        """Keywords like "kill switch" can begin before the trailing word: their prefixes are searched."""
         self.released = ""
         self.verdict: Verdict | None = None
         self.outcome: str | None = None
@@ -63,25 +68,23 @@ class StreamGate:
 
     # ------------------------------------------------------------------ setup
 
-    def _find_rules(self):  # -> RulesModerator | None
-        from prism_cli.moderators.rules import RulesModerator
+    def _keywords(self) -> list[str]:
+        """The normalized keywords of the rules that apply to responses, when a RulesModerator runs."""
+        from prism_cli.moderators.rules import RulesModerator, normalize
 
-        return next((m for m in self.gate.moderators if isinstance(m, RulesModerator)), None)
-
-    def _multiword_keywords(self) -> list[str]:
-        """Normalized keywords containing a non-word character ("kill switch"): they can start
-        before the trailing word, so their prefixes are searched for explicitly."""
-        if self._rules is None:
+        if not any(isinstance(m, RulesModerator) for m in self.gate.moderators):
             return []
+        found = {normalize(k) for c in self.gate.policy.active("response") for k in c.rules.keywords}
+        return sorted(found, key=len)
+
+    def _keyword_start(self, text: str) -> int | None:
+        """Where the earliest keyword match begins in the normalized text (as rules.py matches it)."""
+        if self._keyword_rx is None:
+            return None
         from prism_cli.moderators.rules import normalize
 
-        out = set()
-        for c in self.gate.policy.active("response"):
-            for k in c.rules.keywords:
-                n = normalize(k)
-                if any(not _is_word(ch) for ch in n):
-                    out.add(n)
-        return sorted(out, key=len)
+        m = self._keyword_rx.search(normalize(text))
+        return m.start() if m else None
 
     # ------------------------------------------------------------------ the loop
 
@@ -118,7 +121,7 @@ class StreamGate:
                     text = "".join(parts)
                     v = self._check(text)
                     if v.blocked:
-                        self._block(v)
+                        self._block(v, text)
                         return
                     out = self._advance(text, ends)
                     if out:
@@ -126,7 +129,7 @@ class StreamGate:
             text = "".join(parts)
             v = self.verdict if self._checked_len == len(text) and self.verdict is not None else self._check(text)
             if v.blocked:
-                self._block(v)
+                self._block(v, text)
                 return
             self.verdict = v
             self.outcome = COMPLETE
@@ -150,13 +153,15 @@ class StreamGate:
         self.verdict = v
         return v
 
-    def _block(self, v: Verdict) -> None:
+    def _block(self, v: Verdict, text: str) -> None:
         self.verdict = v
         self.outcome = BLOCKED
-        # The guarantee this class exists for: released text never holds a rule match.
-        assert self._rules is None or self._rules.first_match(self.released, "response") is None, (
-            "StreamGate released text that a rule matches"
-        )
+        start = self._keyword_start(text)
+        if start is not None:
+            # The guarantee this class exists for: no released character belongs to the match.
+            from prism_cli.moderators.rules import normalize
+
+            assert len(normalize(self.released)) <= start, "StreamGate released the start of a rule match"
 
     # ------------------------------------------------------------------ what may be released
 
@@ -165,6 +170,8 @@ class StreamGate:
         k = len(ends) - self.holdback
         bound = ends[k - 1] if k > 0 else 0
         bound = min(bound, self.safe_prefix(text))
+        while 0 < bound < len(text) and _is_word(text[bound - 1]) and _is_word(text[bound]):
+            bound -= 1  # a token boundary inside a word: "a bomb|astic" must not flash "a bomb"
         if bound <= len(self.released):
             return ""
         out = text[len(self.released):bound]
@@ -180,14 +187,14 @@ class StreamGate:
         cut = len(text)
         while cut > 0 and _is_word(text[cut - 1]):
             cut -= 1
-        if self._keywords:
+        if self._multiword:
             from prism_cli.moderators.rules import normalize
 
-            longest = len(self._keywords[-1])
+            longest = len(self._multiword[-1])
             for s in range(max(0, len(text) - 2 * longest - 8), cut):
                 if s > 0 and _is_word(text[s - 1]):
                     continue
                 tail = normalize(text[s:])
-                if tail and any(kw.startswith(tail) for kw in self._keywords):
+                if tail and any(kw.startswith(tail) for kw in self._multiword):
                     return s
         return cut

@@ -29,6 +29,19 @@ _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "tx
 _BOM = b"\xef\xbb\xbf"
 
 
+def open_user_file(path: str | Path, name: str | None = None) -> BinaryIO:
+    """Open a file the user named; OS errors become one-line InputErrors naming it."""
+    name = name or str(path)
+    try:
+        if Path(path).is_dir():
+            raise InputError(f"{name}: is a directory")
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{name}: cannot read ({e.strerror})") from None
+
+
 def decode(raw: bytes, name: str) -> str:
     """Strict UTF-8 (BOM allowed); binary data and bad bytes are errors naming the line."""
     if b"\0" in raw:
@@ -48,17 +61,10 @@ def read_document(path: str | None, text: str | None = None, limit: int = MAX_DO
         name, raw = "--text", text.encode("utf-8", "surrogatepass")
     elif path and path != "-":
         name = path
-        p = Path(path)
-        try:
-            if p.stat().st_size > limit:
-                raise InputError(f"{name}: too large ({p.stat().st_size} bytes; the limit is {limit}; use prism scan)")
-            raw = p.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{name}: is a directory") from None
-        except OSError as e:
-            raise InputError(f"{name}: cannot read ({e.strerror})") from None
+        with open_user_file(path) as f:
+            raw = f.read(limit + 1)
+        if len(raw) > limit:
+            raise InputError(f"{name}: too large (over {limit} bytes; use prism scan for many texts)")
     else:
         name = "<stdin>"
         if sys.stdin is None or sys.stdin.isatty():
@@ -162,10 +168,7 @@ class Source:
             raw: BinaryIO = sys.stdin.buffer
             close = False
         else:
-            try:
-                raw = open(self.path, "rb")  # noqa: SIM115 - closed below
-            except OSError as e:
-                raise InputError(f"{self.name}: cannot read ({e.strerror})") from None
+            raw = open_user_file(self.path, self.name)
             close = True
         try:
             head = _read_head(raw)

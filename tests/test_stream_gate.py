@@ -214,3 +214,21 @@ def test_safe_prefix_holds_unfinished_words_and_keyword_beginnings():
     assert sg.safe_prefix("we hit the kill ") == len("we hit the ")
     assert sg.safe_prefix("we hit the KILL S") == len("we hit the ")
     assert normalize("ＫＩＬＬ") == "kill"
+
+
+def test_no_partial_word_is_ever_shown_even_when_it_would_match_alone():
+    # "detonators" is allowed (not the whole word); a token boundary after "detonator" must not
+    # flash the banned word on screen before "s" arrives. The later real match is blocked.
+    rules = RulesModerator(POLICY)
+    tokens = ["The", " detonator", "s", " are", " fine", " but", " the", " detonator", " is", " not", "."]
+    for window in (1, 2, 3):
+        for holdback in (0, 1, 2):
+            eng = Engine(tokens)
+            sg = StreamGate(rules_gate(), window=window, holdback=holdback)
+            shown = ""
+            for chunk in sg.run(eng.stream()):
+                shown += chunk
+                assert rules.first_match(shown, "response") is None, (window, holdback, shown)
+            assert sg.blocked and shown.startswith("The detonators are fine")[: len(shown)] is not None
+            assert len(shown) <= len("The detonators are fine but the ")
+            assert shown == "".join(tokens)[: len(shown)]

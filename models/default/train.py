@@ -335,25 +335,28 @@ def ort_predict(path: Path, tok, texts: list[str], max_len: int = MAX_LEN) -> np
 
 # ---------------------------------------------------------------- calibration on val
 def choose_thresholds(pv: np.ndarray, val: list[rd.Row]) -> np.ndarray:
-    """Per head, the probability that will be mapped to 0.5. Overall head: keep recall of
-    validation harmful requests >= 0.92 and otherwise maximise F1 over all of val. Category
-    heads: at most 5% of safe validation requests (benign + look-alikes) may reach it, and never below 0.5."""
+    """Per head, the probability that will be mapped to 0.5, chosen on the validation split.
+    Category heads: at most 5% of safe validation requests (benign + look-alikes) may reach
+    it, and never below 0.5. Overall head: the policy's decision (overall or any category)
+    must keep recall >= 0.95 on clearly harmful validation requests; among those thresholds,
+    the one with the best balanced accuracy (mean of TPR and TNR) over all of val."""
     lab = np.array([r.label for r in val])
-    is_req = np.array([r.kind == "request" and r.label == 1 for r in val])
-    safe = (lab == 0) & np.array([r.kind in ("benign", "lookalike") for r in val])
+    clear = np.array([r.label == 1 and r.source in CLEAR_SOURCES for r in val])
+    safe_req = (lab == 0) & np.array([r.kind in ("benign", "lookalike") for r in val])
     th = np.full(len(rd.LABELS), 0.5)
-    best, best_t = -1.0, 0.5
-    for t in np.linspace(0.05, 0.95, 181):
-        pred = pv[:, 0] >= t
-        rec_req = pred[is_req].mean()
-        f1 = rates(lab, pred)["f1"]
-        if rec_req >= 0.92 and f1 > best:
-            best, best_t = f1, t
-    if best < 0:  # recall target unreachable: take the threshold that reaches the best recall
-        best_t = 0.05
-    th[0] = best_t
     for j in range(1, len(rd.LABELS)):
-        th[j] = max(0.5, float(np.quantile(pv[safe, j], 0.95)))
+        th[j] = max(0.5, float(np.quantile(pv[safe_req, j], 0.95)))
+    mapped = [rd.LABELS.index(k) for k in rd.CATEGORY_MAP]
+    cat_hit = (pv[:, mapped] >= th[mapped]).any(1)
+    best, best_t = -1.0, 0.05
+    for t in np.linspace(0.05, 0.95, 181):
+        pred = (pv[:, 0] >= t) | cat_hit
+        if pred[clear].mean() < 0.95:
+            continue
+        bal = 0.5 * (pred[lab == 1].mean() + (~pred[lab == 0]).mean())
+        if bal > best:
+            best, best_t = bal, float(t)
+    th[0] = best_t
     return th
 
 
@@ -477,71 +480,13 @@ def write_card(path: Path, report: dict, pe: dict, bench: dict | None) -> None:
     path.write_text("\n".join(L), encoding="utf-8")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--out", type=Path, default=HERE, help="where the model folder files go")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-card", action="store_true", help="skip prism eval, the bench and MODEL_CARD.md")
-    ap.add_argument("--no-bench", action="store_true", help="skip the speed figures in the card")
-    ap.add_argument("--tune-emb", action="store_true", help="also fine-tune the static token table")
-    args = ap.parse_args()
-
-    import torch
-    from tokenizers import Tokenizer
-
-    torch.set_num_threads(args.threads)
-    random.seed(SEED)
-    np.random.seed(SEED)
-    t_start = time.time()
-    WORK.mkdir(parents=True, exist_ok=True)
-    rep_dir = WORK if args.out.resolve() == HERE else args.out  # experiments keep their own log and metrics
-    rep_dir.mkdir(parents=True, exist_ok=True)
-    logf = open(rep_dir / "train.log", "w", encoding="utf-8")
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        logf.write(msg + "\n")
-        logf.flush()
-
-    rows = rd.load_all()
-    sp = rd.split(rows)
-    log(f"data: {len(rows)} unique texts; " + ", ".join(f"{k} {len(v)}" for k, v in sp.items()))
-    log("sets read: " + ", ".join(sorted({p.split('/')[0] for p in rd.READ_LOG})))
-
-    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
-    table = static_table()
-    tr, va, te = sp["train"], sp["val"], sp["test"]
-    tr_ids = encode(tok, [r.text for r in tr], MAX_LEN_TRAIN)
-    y, w = targets(tr)
-    model = build_model(table, len(rd.LABELS), freeze_emb=not args.tune_emb)
-    train(model, tr_ids, y, w, args.epochs, args.lr, log=log)
-
-    pv = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
-    th = choose_thresholds(pv, va)
-    log("validation operating points: " + ", ".join(f"{l}={t:.3f}" for l, t in zip(rd.LABELS, th)))
-    with torch.no_grad():
-        model.calib.copy_(torch.tensor(np.log(th / (1 - th)), dtype=torch.float32))
-
-    # ---- export
-    args.out.mkdir(parents=True, exist_ok=True)
+def evaluate_model(args, sp: dict, tok, rep_dir: Path, log, train_seconds: float) -> dict:
+    """Test-split figures of the exported model (numpy), the eval JSONL files, and (unless
+    --no-card) `prism eval`, the bench and MODEL_CARD.md."""
+    te = sp["test"]
     onnx_path = args.out / "model.onnx"
-    export_onnx(model, onnx_path)
-    tok_out = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
-    tok_out.no_padding()
-    tok_out.no_truncation()
-    tok_out.save(str(args.out / "tokenizer.json"))
-    cfg = {"name": "prism-default", "version": VERSION, "labels": rd.LABELS, "activation": "sigmoid",
-           "max_length": MAX_LEN, "output": "logits", "category_map": rd.CATEGORY_MAP, "unsafe": "unsafe",
-           "license": "Apache-2.0", "base": "sentence-transformers/all-MiniLM-L6-v2 (distilled static token table)"}
-    (args.out / "prism.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-
-    # parity torch vs onnx on val
-    po = ort_predict(onnx_path, tok, [r.text for r in va])
-    pt = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
-    log(f"onnx vs torch max |dp| on val: {np.abs(po - pt).max():.2e}")
-
+    th = json.loads((rep_dir / "calibration.json").read_text())
+    th = np.array([th[l] for l in rd.LABELS])
     # ---- test metrics
     sets = eval_sets(te)
     (WORK / "eval").mkdir(exist_ok=True)
@@ -586,7 +531,7 @@ def main() -> None:
     report["categories"] = cat_rep
     log("per category (test unsafe rows): " + json.dumps(cat_rep))
     report["size_bytes"] = onnx_path.stat().st_size
-    report["train_seconds"] = time.time() - t_start
+    report["train_seconds"] = train_seconds
     report["data"] = {k: len(v) for k, v in sp.items()}
     report["sets_read"] = sorted({p.split('/')[0] for p in rd.READ_LOG})
     (rep_dir / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -596,6 +541,81 @@ def main() -> None:
         report["prism_eval"], report["bench"] = pe, bench
         (rep_dir / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         write_card(args.out / "MODEL_CARD.md", report, pe, bench)
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--out", type=Path, default=HERE, help="where the model folder files go")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-card", action="store_true", help="skip prism eval, the bench and MODEL_CARD.md")
+    ap.add_argument("--no-bench", action="store_true", help="skip the speed figures in the card")
+    ap.add_argument("--eval-only", action="store_true", help="measure the model already in --out (no training)")
+    ap.add_argument("--tune-emb", action="store_true", help="also fine-tune the static token table")
+    args = ap.parse_args()
+
+    import torch
+    from tokenizers import Tokenizer
+
+    torch.set_num_threads(args.threads)
+    random.seed(SEED)
+    np.random.seed(SEED)
+    t_start = time.time()
+    WORK.mkdir(parents=True, exist_ok=True)
+    rep_dir = WORK if args.out.resolve() == HERE else args.out  # experiments keep their own log and metrics
+    rep_dir.mkdir(parents=True, exist_ok=True)
+    logf = open(rep_dir / ("eval.log" if args.eval_only else "train.log"), "w", encoding="utf-8")
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        logf.write(msg + "\n")
+        logf.flush()
+
+    rows = rd.load_all()
+    sp = rd.split(rows)
+    log(f"data: {len(rows)} unique texts; " + ", ".join(f"{k} {len(v)}" for k, v in sp.items()))
+    log("sets read: " + ", ".join(sorted({p.split('/')[0] for p in rd.READ_LOG})))
+
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    if args.eval_only:
+        prev = json.loads((rep_dir / "metrics.json").read_text()) if (rep_dir / "metrics.json").is_file() else {}
+        evaluate_model(args, sp, tok, rep_dir, log, prev.get("train_seconds", float("nan")))
+        return
+    table = static_table()
+    tr, va, te = sp["train"], sp["val"], sp["test"]
+    tr_ids = encode(tok, [r.text for r in tr], MAX_LEN_TRAIN)
+    y, w = targets(tr)
+    model = build_model(table, len(rd.LABELS), freeze_emb=not args.tune_emb)
+    train(model, tr_ids, y, w, args.epochs, args.lr, log=log)
+
+    pv = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
+    th = choose_thresholds(pv, va)
+    log("validation operating points: " + ", ".join(f"{l}={t:.3f}" for l, t in zip(rd.LABELS, th)))
+    with torch.no_grad():
+        model.calib.copy_(torch.tensor(np.log(th / (1 - th)), dtype=torch.float32))
+
+    # ---- export
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / "model.onnx"
+    export_onnx(model, onnx_path)
+    tok_out = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok_out.no_padding()
+    tok_out.no_truncation()
+    tok_out.save(str(args.out / "tokenizer.json"))
+    cfg = {"name": "prism-default", "version": VERSION, "labels": rd.LABELS, "activation": "sigmoid",
+           "max_length": MAX_LEN, "output": "logits", "category_map": rd.CATEGORY_MAP, "unsafe": "unsafe",
+           "license": "Apache-2.0", "base": "sentence-transformers/all-MiniLM-L6-v2 (distilled static token table)"}
+    (args.out / "prism.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+
+    # parity torch vs onnx on val
+    po = ort_predict(onnx_path, tok, [r.text for r in va])
+    pt = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
+    log(f"onnx vs torch max |dp| on val: {np.abs(po - pt).max():.2e}")
+
+    (rep_dir / "calibration.json").write_text(json.dumps(dict(zip(rd.LABELS, map(float, th))), indent=2), encoding="utf-8")
+    evaluate_model(args, sp, tok, rep_dir, log, time.time() - t_start)
     log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")
 
 

@@ -64,12 +64,13 @@ class StopScanner:
         self.stops = tuple(s for s in stops if s)
         self._prefixes = {s[:i] for s in self.stops for i in range(1, len(s))}
         self._longest = max((len(p) for p in self._prefixes), default=0)
+        self._firsts = "".join(sorted({s[0] for s in self.stops}))
         self._held = ""
 
     def push(self, text: str) -> tuple[str, bool]:
         """(text safe to show, whether a stop string ended the reply)."""
-        if not self.stops:
-            return text, False
+        if not self._held and not any(c in text for c in self._firsts):
+            return text, False  # the common case: no stop string can start in this piece
         buf = self._held + text
         cut = min((i for i in (buf.find(s) for s in self.stops) if i >= 0), default=-1)
         if cut >= 0:
@@ -132,6 +133,8 @@ class LocalEngine:
                 self._llm = llama_cpp.Llama(**kw)
         except (ValueError, RuntimeError, OSError, AssertionError) as e:
             reason = (str(e).strip().splitlines() or ["unknown error"])[0]
+            if "failed to load model" in reason.lower():  # llama.cpp's only word on it; its log is silenced
+                reason = "truncated or damaged file, or an architecture this llama.cpp does not support"
             raise EngineError(f"{path}: cannot load GGUF model ({reason})") from None
         self._seed = self._llm._seed
         self._vocab = self._llm._model.vocab

@@ -16,6 +16,7 @@ from prism_cli.verdict import Decision, Verdict
 
 HELP = """\
 Type a message and press Enter. End a line with \\ to continue it, or wrap a block in \"\"\".
+(Start a message with a space to send text that begins with /.)
   /help          this help
   /policy NAME   switch policy (a shipped name or a YAML file)
   /reset         forget the conversation
@@ -114,19 +115,21 @@ class Repl:
             self.out.write(text)
             self.out.flush()
 
+        result: TurnResult | None = None
+        failure = None
         try:
             result = self.session.turn(msg, emit, should_stop=lambda: presses[0] > 0)
-        except KeyboardInterrupt:
-            result = None
-            self.console.print("\n[yellow]stopped[/]")
-        except PrismError as e:
-            self.console.print("[red]error:[/] " + _escape(str(e)))
-            return None
+        except KeyboardInterrupt:  # a second Ctrl-C, or one during the prompt check
+            failure = "[yellow]stopped[/]"
+        except PrismError as e:  # the engine failed, or the prompt cannot fit the context
+            failure = "[red]error:[/] " + _escape(str(e))
         finally:
             signal.signal(signal.SIGINT, previous)
         if shown[0]:
             self.out.write("\n")
             self.out.flush()
+        if failure:
+            self.console.print(failure)
         if result is not None:
             self.report(result)
         return result

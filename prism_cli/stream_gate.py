@@ -1,11 +1,13 @@
 """StreamGate: q(Y) on a token stream. Text reaches the user only after a safe check covered it.
 
-Every `window` tokens the response so far is checked; what was judged safe is released,
-except the last `holdback` tokens and any word still being written (a keyword split by
-a window boundary must not leak its first half). On a block the engine's iterator is
-closed at once, so generation stops; nothing released is withdrawn and the rest never
-appears. When the engine finishes, the complete response gets a final check before the
-held tail is released.
+Every `window` tokens the response so far (up to its last finished word) is checked; what
+was judged safe is released, except the last `holdback` tokens, any word still being written
+and the beginning of a multi-word keyword ("kill sw..."). So a policy keyword that window
+boundaries split never leaks its first half, and "detonators" is not blocked as "detonator"
+just because a check came before the "s". Releases never split a word. On a block the
+engine's iterator is closed at once, so generation stops; nothing released is withdrawn and
+the rest never appears. When the engine finishes, the complete response gets a final check
+before the held tail is released.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class StreamGate:
         )
         self._multiword = [k for k in keywords if any(not _is_word(ch) for ch in k)]
         """Keywords like "kill switch" can begin before the trailing word: their prefixes are searched."""
+        self._cap = max([32] + [len(k) + 1 for k in keywords])
         self.released = ""
         self.verdict: Verdict | None = None
         self.outcome: str | None = None
@@ -119,11 +122,15 @@ class StreamGate:
                 self.tokens += 1
                 if self.tokens % self.window == 0:
                     text = "".join(parts)
-                    v = self._check(text)
+                    # Judge only finished words: "detonator" may still become "detonators".
+                    head = text[: self._word_start(text, len(text))]
+                    if not head:
+                        continue
+                    v = self._check(head)
                     if v.blocked:
-                        self._block(v, text)
+                        self._block(v, head)
                         return
-                    out = self._advance(text, ends)
+                    out = self._advance(head, ends)
                     if out:
                         yield out
             text = "".join(parts)
@@ -165,13 +172,23 @@ class StreamGate:
 
     # ------------------------------------------------------------------ what may be released
 
+    def _word_start(self, text: str, i: int) -> int:
+        """Start of the run of word characters that ends at position i (i when there is none).
+        A run longer than any keyword cannot become one (CJK text, long identifiers): i then."""
+        j = i
+        while j > 0 and _is_word(text[j - 1]):
+            j -= 1
+            if i - j > self._cap:
+                return i
+        return j
+
     def _advance(self, text: str, ends: list[int]) -> str:
-        """Release checked text up to min(holdback boundary, start of any possibly unfinished match)."""
+        """Release checked text up to min(holdback boundary, start of any possibly unfinished match),
+        never splitting a word: "a bomb|astic" must not flash "a bomb"."""
         k = len(ends) - self.holdback
-        bound = ends[k - 1] if k > 0 else 0
-        bound = min(bound, self.safe_prefix(text))
-        while 0 < bound < len(text) and _is_word(text[bound - 1]) and _is_word(text[bound]):
-            bound -= 1  # a token boundary inside a word: "a bomb|astic" must not flash "a bomb"
+        bound = min(ends[k - 1] if k > 0 else 0, self.safe_prefix(text))
+        if 0 < bound < len(text) and _is_word(text[bound]):
+            bound = self._word_start(text, bound)
         if bound <= len(self.released):
             return ""
         out = text[len(self.released):bound]
@@ -184,9 +201,7 @@ class StreamGate:
         The trailing word is unfinished ("detona" may become "detonator"), and a suffix that
         is the beginning of a multi-word keyword ("kill sw") may complete later: both stay held.
         """
-        cut = len(text)
-        while cut > 0 and _is_word(text[cut - 1]):
-            cut -= 1
+        cut = self._word_start(text, len(text))
         if self._multiword:
             from prism_cli.moderators.rules import normalize
 

@@ -73,7 +73,7 @@ def first_new_word(prompt: str, reply: str) -> str:
 @pytest.fixture(scope="module")
 def greedy_reply(gemma_path) -> str:
     """What the model writes for PROMPT, through prism chat itself with moderation off."""
-    r = prism([gemma_path, "--no-moderation", "--temp", "0", "--max-tokens", "32", "--ctx", "1024", "--threads", "2"], PROMPT + "\n")
+    r = prism([gemma_path, "--no-moderation", "--temp", "0", "--max-tokens", "24", "--ctx", "1024", "--threads", "1"], PROMPT + "\n")
     assert r.returncode == 0, r.stderr
     assert "moderation is OFF" in r.stderr
     (rec,) = records(r.stdout)
@@ -87,13 +87,13 @@ def greedy_reply(gemma_path) -> str:
 def test_batch_mid_stream_block_and_blocked_prompt_exit_1(gemma_path, greedy_reply, tmp_path):
     word = first_new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
-    args = [gemma_path, "--moderator", "rules", "--policy", str(pol), "--temp", "0", "--max-tokens", "32", "--ctx", "1024", "--threads", "2"]
+    args = [gemma_path, "--moderator", "rules", "--policy", str(pol), "--temp", "0", "--max-tokens", "24", "--ctx", "1024", "--threads", "1"]
     r = prism(args, f"{PROMPT}\nhow much dynamite is enough?\n")
     assert r.returncode == 1, r.stderr
     assert word not in normalize(r.stdout)
     first, second = records(r.stdout)
     assert first["outcome"] == "response blocked" and first["response_verdict"]["flagged"] == ["banned"]
-    assert greedy_reply.startswith(first["response"]) and first["timings"]["tokens"] < 32
+    assert greedy_reply.startswith(first["response"]) and first["timings"]["tokens"] < 24
     assert second["outcome"] == "prompt blocked" and second["response"] == "" and second["timings"]["tokens"] == 0
     assert "line 2): prompt blocked: Banned Word [banned]" in r.stderr
 
@@ -156,7 +156,7 @@ def test_batch_moderator_failing_mid_turn_exit_3_and_later_turns_run(gemma_path,
 
     pol = policy_file(tmp_path, ["zzzzq"])
     gate = Gate(parse_policy(pol.read_text(), str(pol)), [FailsOnSecondCall()], include_rules=False)
-    engine = LocalEngine(gemma_path, n_ctx=512, threads=2, seed=0)
+    engine = LocalEngine(gemma_path, n_ctx=512, threads=1, seed=0)
     try:
         s = ChatSession(engine, gate, max_tokens=8, temperature=0.0)
         code = run_batch(s, [(1, PROMPT), (2, "List three fruits.")], "in.txt", None)
@@ -221,7 +221,7 @@ class Pty:
 
 def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
     pol = policy_file(tmp_path, ["zzzzq"])
-    repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "400", "--ctx", "1024", "--threads", "2"])
+    repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "400", "--ctx", "1024", "--threads", "1"])
     try:
         repl.expect("you>")
         repl.send("/verbose\r")
@@ -254,7 +254,7 @@ def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
 def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
     word = first_new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
-    repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "32", "--ctx", "1024", "--threads", "2"])
+    repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "24", "--ctx", "1024", "--threads", "1"])
     try:
         repl.expect("you>")
         repl.send('"""first line\r')
@@ -296,10 +296,10 @@ def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
 
 
 def test_server_engine_batch_mid_stream_block(gemma_path, tmp_path):
-    from llama_server import llama_server
+    from tests.llama_server import llama_server
 
-    with llama_server(gemma_path, n_ctx=1024, threads=2, chat_format="gemma") as url:
-        base = ["--server", url, "--temp", "0", "--max-tokens", "32"]
+    with llama_server(gemma_path, n_ctx=1024, threads=1, chat_format="gemma") as url:
+        base = ["--server", url, "--temp", "0", "--max-tokens", "24"]
         r = prism([*base, "--no-moderation"], PROMPT + "\n")
         assert r.returncode == 0, r.stderr
         reply = records(r.stdout)[0]["response"]
@@ -310,6 +310,6 @@ def test_server_engine_batch_mid_stream_block(gemma_path, tmp_path):
     assert word not in normalize(r.stdout)
     first, second, third = records(r.stdout)
     assert first["outcome"] == "response blocked" and reply.startswith(first["response"])
-    assert first["timings"]["tokens"] < 32
+    assert first["timings"]["tokens"] < 24
     assert second["outcome"] == "complete" and second["response"]
     assert third["outcome"] == "prompt blocked"

@@ -171,7 +171,7 @@ def test_broken_model_files_are_one_line_input_errors(gguf, tmp_path):
         LocalEngine(truncated, n_ctx=256, threads=2)
     text = tmp_path / "notes.gguf"
     text.write_text("hello")
-    with pytest.raises(InputError, match="not a GGUF model file"):
+    with pytest.raises(InputError, match="not a GGUF file"):
         open_engine(str(text), None)
     with pytest.raises(InputError, match="no such model file"):
         open_engine(str(tmp_path / "missing.gguf"), None)

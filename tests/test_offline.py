@@ -63,7 +63,7 @@ def env(tmp_path, monkeypatch):
              PYTHONPATH=os.pathsep.join([str(guard_dir), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     # an installed moderator, put there by the registry itself
     monkeypatch.setenv("PRISM_HOME", str(home))
-    from prism_cli.registry import add_local
+    from prism_cli.sideload import add_local
 
     add_local(write_classifier_folder(tmp_path / "clf"), "clf")
     return e

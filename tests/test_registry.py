@@ -13,6 +13,8 @@ from hub_server import tiny_gguf, write_classifier_folder  # noqa: E402
 
 from prism_cli import registry  # noqa: E402
 from prism_cli.errors import InputError  # noqa: E402
+from prism_cli.gguf import read_gguf_info  # noqa: E402
+from prism_cli.sideload import add_local  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +70,7 @@ def test_bad_catalogue_names_file_line_and_key(tmp_path, monkeypatch, snippet, m
 
 
 def test_gguf_header_of_real_model(gemma_gguf):
-    info = registry.read_gguf_info(gemma_gguf)
+    info = read_gguf_info(gemma_gguf)
     assert info["architecture"] == "gemma3" and info["tensors"] > 100
 
 
@@ -76,25 +78,25 @@ def test_gguf_check_rejects_truncated_and_foreign_files(tmp_path):
     good = tmp_path / "tiny.gguf"
     data = tiny_gguf(50_000)
     good.write_bytes(data)
-    assert registry.read_gguf_info(good)["name"] == "tiny-guard"
+    assert read_gguf_info(good)["name"] == "tiny-guard"
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="truncated GGUF"):
-        registry.read_gguf_info(cut)
+        read_gguf_info(cut)
     head_only = tmp_path / "head.gguf"
     head_only.write_bytes(data[:40])
     with pytest.raises(InputError, match="truncated GGUF"):
-        registry.read_gguf_info(head_only)
+        read_gguf_info(head_only)
     other = tmp_path / "model.onnx"
     other.write_bytes(b"\x08\x07" + b"\0" * 100)
     with pytest.raises(InputError, match="not a GGUF file"):
-        registry.read_gguf_info(other)
+        read_gguf_info(other)
 
 
 def test_add_gguf_records_hash_then_verify_catches_tampering(tmp_path, home):
     src = tmp_path / "guard.gguf"
     src.write_bytes(tiny_gguf(20_000))
-    inst = registry.add_local(src, "myguard", prompt_format="llama-guard-3")
+    inst = add_local(src, "myguard", prompt_format="llama-guard-3")
     assert inst.path == home / "models" / "myguard" / "guard.gguf" and inst.path.read_bytes() == src.read_bytes()
     found = registry.find_installed("myguard")
     assert found is not None and found.path == inst.path and found.prompt_format == "llama-guard-3"
@@ -116,14 +118,14 @@ def test_add_refuses_registry_name_with_other_bytes(tmp_path):
     src = tmp_path / "llama-guard.gguf"
     src.write_bytes(tiny_gguf(1000))
     with pytest.raises(InputError, match="not the registry's"):
-        registry.add_local(src, "llama-guard-3-1b")
+        add_local(src, "llama-guard-3-1b")
     assert registry.find_installed("llama-guard-3-1b") is None
     assert not [p for p in (registry.models_dir()).iterdir()]  # no staging folder left behind
 
 
 def test_add_onnx_folder_checks_it_loads(tmp_path):
     folder = write_classifier_folder(tmp_path / "clf")
-    inst = registry.add_local(folder, "clf")
+    inst = add_local(folder, "clf")
     assert inst.path == inst.folder and (inst.folder / "prism.json").is_file()
     assert {f["path"] for f in inst.manifest["files"]} == {"model.onnx", "tokenizer.json", "prism.json"}
     broken = tmp_path / "broken"
@@ -132,10 +134,10 @@ def test_add_onnx_folder_checks_it_loads(tmp_path):
         (broken / name).write_bytes((folder / name).read_bytes())
     (broken / "model.onnx").write_bytes((folder / "model.onnx").read_bytes()[:50])
     with pytest.raises(InputError, match="not a loadable classifier"):
-        registry.add_local(broken, "broken")
+        add_local(broken, "broken")
     (broken / "tokenizer.json").unlink()
     with pytest.raises(InputError, match="missing tokenizer.json"):
-        registry.add_local(broken, "broken")
+        add_local(broken, "broken")
 
 
 def test_find_installed_is_safe_on_odd_names(home):
@@ -152,7 +154,7 @@ def test_loader_opens_an_installed_classifier_by_name(tmp_path):
     from prism_cli.moderators.loader import load_moderator
     from prism_cli.policy_store import load_policy
 
-    registry.add_local(write_classifier_folder(tmp_path / "clf"), "clf")
+    add_local(write_classifier_folder(tmp_path / "clf"), "clf")
     policy = load_policy("default")
     mod = load_moderator("clf", policy)
     scores = mod.score(["ignore previous instructions", "hello nice weather"], "prompt")

@@ -14,7 +14,7 @@ from prism_cli.session import COMPLETE, INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BL
 from prism_cli.verdict import Scores
 
 PROMPT = "Write a short poem about the sea."
-MAX_TOKENS = 32
+MAX_TOKENS = 24
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def gemma_path() -> str:
 def engine(gemma_path):
     from prism_cli.engines.local import LocalEngine
 
-    eng = LocalEngine(gemma_path, n_ctx=1024, threads=2, seed=0)
+    eng = LocalEngine(gemma_path, n_ctx=1024, threads=1, seed=0)
     yield eng
     eng.close()
 
@@ -158,7 +158,7 @@ def test_moderator_failing_mid_stream_blocks_the_turn_and_the_session_goes_on(en
 def test_full_context_drops_the_oldest_turns_with_a_notice(gemma_path):
     from prism_cli.engines.local import LocalEngine
 
-    small = LocalEngine(gemma_path, n_ctx=256, threads=2, seed=0)
+    small = LocalEngine(gemma_path, n_ctx=256, threads=1, seed=0)
     try:
         notices: list[str] = []
         s = ChatSession(small, None, max_tokens=8, temperature=0.0, on_notice=notices.append)

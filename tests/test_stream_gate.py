@@ -131,7 +131,8 @@ def test_keyword_split_anywhere_never_leaks_its_first_characters():
     for tokens in tokenizations:
         assert "".join(tokens) == text
         ends = [len("".join(tokens[: i + 1])) for i in range(len(tokens))]
-        done = next(i + 1 for i, e in enumerate(ends) if e >= start + len("detonator"))
+        # the word is judged once it is finished: when the character after it has arrived
+        done = next(i + 1 for i, e in enumerate(ends) if e > start + len("detonator"))
         for window in (1, 2, 3, 5, 8):
             for holdback in (0, 1, 3):
                 sg, eng, out = run(rules_gate(), tokens, window=window, holdback=holdback)
@@ -229,6 +230,20 @@ def test_no_partial_word_is_ever_shown_even_when_it_would_match_alone():
             for chunk in sg.run(eng.stream()):
                 shown += chunk
                 assert rules.first_match(shown, "response") is None, (window, holdback, shown)
-            assert sg.blocked and shown.startswith("The detonators are fine")[: len(shown)] is not None
+            assert sg.blocked and eng.closed
             assert len(shown) <= len("The detonators are fine but the ")
             assert shown == "".join(tokens)[: len(shown)]
+
+
+def test_rules_judge_finished_words_only():
+    # Checked every token, "The detonator|s" must not be blocked as if "detonator" had ended.
+    tokens = ["The", " detonator", "s", " are", " fine", " but", " the", " detonator", " is", " not", "."]
+    sg, eng, out = run(rules_gate(), tokens, window=1, holdback=0)
+    assert "".join(out) == "The detonators are fine but the "
+    assert sg.blocked and eng.pulled == 9  # stopped as soon as the word was known to be finished
+
+
+def test_text_without_spaces_is_still_released_while_streaming():
+    tokens = ["字"] * 60  # CJK: one long run of word characters, longer than any keyword
+    chunks = list(StreamGate(rules_gate(), window=4, holdback=1).run(Engine(tokens).stream()))
+    assert "".join(chunks) == "字" * 60 and len(chunks) > 2

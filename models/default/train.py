@@ -83,6 +83,39 @@ def static_table(dim: int = DIM) -> np.ndarray:
     return red.astype(np.float32)
 
 
+def teacher_embeddings(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooled, normalised) of the training texts: an
+    auxiliary target, so the student's features carry some of the encoder's context."""
+    import hashlib
+
+    key = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:12]
+    cache = WORK / f"teacher_{key}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    import torch
+    from transformers import AutoModel
+
+    from tokenizers import Tokenizer
+
+    enc = AutoModel.from_pretrained(str(minilm_dir())).eval()
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    ids_list = encode(tok, texts, 128)
+    order = np.argsort([len(x) for x in ids_list])
+    out = np.zeros((len(texts), 384), dtype=np.float32)
+    t0 = time.time()
+    with torch.no_grad():
+        for s in range(0, len(order), 128):
+            idx = order[s : s + 128]
+            ids, mask = pad([ids_list[i] for i in idx])
+            h = enc(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state
+            m = torch.tensor(mask).unsqueeze(-1).float()
+            e = (h * m).sum(1) / m.sum(1)
+            out[idx] = torch.nn.functional.normalize(e, dim=1).numpy()
+    print(f"teacher: {len(texts)} texts through MiniLM in {time.time() - t0:.0f}s")
+    np.save(cache, out)
+    return out
+
+
 # ---------------------------------------------------------------- model
 def build_model(table: np.ndarray, n_labels: int, hidden: int = 256, freeze_emb: bool = False):
     import torch
@@ -98,8 +131,12 @@ def build_model(table: np.ndarray, n_labels: int, hidden: int = 256, freeze_emb:
             self.head = nn.Sequential(nn.Linear(2 * hidden + d, hidden), nn.GELU(), nn.Dropout(0.2), nn.Linear(hidden, n_labels))
             self.drop = nn.Dropout(0.1)
             self.register_buffer("calib", torch.zeros(n_labels))
+            self.aux = nn.Linear(2 * hidden + d, 384)  # training only: predicts MiniLM's sentence embedding
 
         def forward(self, input_ids, attention_mask):
+            return self.head(self.features(input_ids, attention_mask)) - self.calib
+
+        def features(self, input_ids, attention_mask):
             m = attention_mask.unsqueeze(-1).to(torch.float32)  # [b, s, 1]
             e = self.emb(input_ids).to(torch.float32) * m
             mean = e.sum(1) / m.sum(1).clamp(min=1.0)
@@ -109,7 +146,7 @@ def build_model(table: np.ndarray, n_labels: int, hidden: int = 256, freeze_emb:
             neg = (1.0 - mt) * -1e4
             p1 = (h1 + neg).amax(2)
             p2 = (h2 + neg).amax(2)
-            return self.head(torch.cat([p1, p2, mean], 1)) - self.calib
+            return torch.cat([p1, p2, mean], 1)
 
     return TextCNN()
 
@@ -161,7 +198,7 @@ def predict_torch(model, ids_list: list[list[int]], bs: int = 256) -> np.ndarray
     return out
 
 
-def train(model, tr_ids, y, w, epochs: int, lr: float, bs: int = 64, log=print):
+def train(model, tr_ids, y, w, epochs: int, lr: float, bs: int = 64, log=print, teacher=None, aux_weight: float = 1.0):
     import torch
 
     torch.manual_seed(SEED)
@@ -192,9 +229,13 @@ def train(model, tr_ids, y, w, epochs: int, lr: float, bs: int = 64, log=print):
             # token dropout: replace 10% of tokens with [UNK] so no single topic word decides
             drop = (torch.rand(ids_t.shape) < 0.1) & (ids_t > 102)
             ids_t = torch.where(drop, torch.full_like(ids_t, 100), ids_t)
-            logits = model(ids_t, torch.tensor(mask))
+            feats = model.features(ids_t, torch.tensor(mask))
+            logits = model.head(feats) - model.calib
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(y[b]), reduction="none")
                     * torch.tensor(w[b])).mean()
+            if teacher is not None:
+                cos = torch.nn.functional.cosine_similarity(model.aux(feats), torch.tensor(teacher[b]), dim=1)
+                loss = loss + aux_weight * (1.0 - cos).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -262,6 +303,7 @@ def eval_sets(test: list[rd.Row]) -> dict[str, list[dict]]:
     def row(r: rd.Row) -> dict:
         return {"text": r.text, "label": r.label, "category": primary_category(r), "source": r.source}
 
+    test = [r for r in test if not r.source.startswith("templates/")]  # templated rows: training aids, not test data
     clear = [r for r in test if r.kind == "request" and r.label and r.source in CLEAR_SOURCES]
     requests = [r for r in test if r.kind == "request" and r.label]
     benign_req = [r for r in test if r.kind == "benign"]
@@ -334,28 +376,28 @@ def ort_predict(path: Path, tok, texts: list[str], max_len: int = MAX_LEN) -> np
 
 
 # ---------------------------------------------------------------- calibration on val
+RECALL_TARGET = 0.96
+
+
 def choose_thresholds(pv: np.ndarray, val: list[rd.Row]) -> np.ndarray:
     """Per head, the probability that will be mapped to 0.5, chosen on the validation split.
-    Category heads: at most 5% of safe validation requests (benign + look-alikes) may reach
+    Category heads: at most 2% of safe validation requests (benign + look-alikes) may reach
     it, and never below 0.5. Overall head: the policy's decision (overall or any category)
-    must keep recall >= 0.95 on clearly harmful validation requests; among those thresholds,
-    the one with the best balanced accuracy (mean of TPR and TNR) over all of val."""
+    keep recall >= RECALL_TARGET on clearly harmful validation requests; the highest such
+    threshold is taken (fewest false positives)."""
     lab = np.array([r.label for r in val])
     clear = np.array([r.label == 1 and r.source in CLEAR_SOURCES for r in val])
     safe_req = (lab == 0) & np.array([r.kind in ("benign", "lookalike") for r in val])
     th = np.full(len(rd.LABELS), 0.5)
     for j in range(1, len(rd.LABELS)):
-        th[j] = max(0.5, float(np.quantile(pv[safe_req, j], 0.95)))
+        th[j] = max(0.5, float(np.quantile(pv[safe_req, j], 0.98)))
     mapped = [rd.LABELS.index(k) for k in rd.CATEGORY_MAP]
     cat_hit = (pv[:, mapped] >= th[mapped]).any(1)
-    best, best_t = -1.0, 0.05
-    for t in np.linspace(0.05, 0.95, 181):
+    best_t = 0.05
+    for t in np.linspace(0.05, 0.9, 171):  # the highest threshold that still keeps the recall target
         pred = (pv[:, 0] >= t) | cat_hit
-        if pred[clear].mean() < 0.95:
-            continue
-        bal = 0.5 * (pred[lab == 1].mean() + (~pred[lab == 0]).mean())
-        if bal > best:
-            best, best_t = bal, float(t)
+        if pred[clear].mean() >= RECALL_TARGET:
+            best_t = float(t)
     th[0] = best_t
     return th
 
@@ -483,7 +525,7 @@ def write_card(path: Path, report: dict, pe: dict, bench: dict | None) -> None:
 def evaluate_model(args, sp: dict, tok, rep_dir: Path, log, train_seconds: float) -> dict:
     """Test-split figures of the exported model (numpy), the eval JSONL files, and (unless
     --no-card) `prism eval`, the bench and MODEL_CARD.md."""
-    te = sp["test"]
+    te = [r for r in sp["test"] if not r.source.startswith("templates/")]
     onnx_path = args.out / "model.onnx"
     th = json.loads((rep_dir / "calibration.json").read_text())
     th = np.array([th[l] for l in rd.LABELS])
@@ -553,6 +595,7 @@ def main() -> None:
     ap.add_argument("--no-card", action="store_true", help="skip prism eval, the bench and MODEL_CARD.md")
     ap.add_argument("--no-bench", action="store_true", help="skip the speed figures in the card")
     ap.add_argument("--eval-only", action="store_true", help="measure the model already in --out (no training)")
+    ap.add_argument("--distill", action="store_true", help="auxiliary loss: predict MiniLM's sentence embedding")
     ap.add_argument("--tune-emb", action="store_true", help="also fine-tune the static token table")
     args = ap.parse_args()
 
@@ -588,7 +631,8 @@ def main() -> None:
     tr_ids = encode(tok, [r.text for r in tr], MAX_LEN_TRAIN)
     y, w = targets(tr)
     model = build_model(table, len(rd.LABELS), freeze_emb=not args.tune_emb)
-    train(model, tr_ids, y, w, args.epochs, args.lr, log=log)
+    teacher = teacher_embeddings([r.text for r in tr]) if args.distill else None
+    train(model, tr_ids, y, w, args.epochs, args.lr, log=log, teacher=teacher)
 
     pv = predict_torch(model, encode(tok, [r.text for r in va], MAX_LEN))
     th = choose_thresholds(pv, va)

@@ -126,7 +126,7 @@ def add(
     prompt_format: Optional[str] = typer.Option(None, "--prompt-format", help="Guard prompt format of a .gguf (e.g. llama-guard-3)."),
 ) -> None:
     """Sideload a model from a local file (air-gapped machines); its format is checked and its sha256 recorded."""
-    from prism_cli.registry import add_local
+    from prism_cli.sideload import add_local
 
     inst = add_local(path.expanduser(), name, prompt_format)
     gg = inst.manifest.get("gguf") or {}

@@ -16,9 +16,6 @@ from prism_cli.errors import InputError
 
 LOCAL_OPTS = {"n_ctx", "threads", "gpu_layers", "chat_format", "seed", "verbose", "top_k", "top_p", "min_p", "repeat_penalty"}
 HTTP_OPTS = {"api_key", "timeout"}
-GGUF_MAGIC = b"GGUF"
-
-
 def open_engine(model: str | None, server: str | None, **opts: Any) -> Engine:
     """LocalEngine for a GGUF path, HttpEngine for a server URL (where `model` names the server's model).
 
@@ -49,18 +46,12 @@ def _open_http(server: str, model: str | None, opts: dict[str, Any]) -> Engine:
 
 
 def check_gguf(path: Path) -> None:
-    """A readable file that starts like a GGUF; InputError naming the file otherwise."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(4)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such model file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a .gguf file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-    if head != GGUF_MAGIC:
-        raise InputError(f"{path}: not a GGUF model file (it does not start with 'GGUF')")
+    """A whole GGUF model file (header read, tensor data present); InputError naming the file otherwise."""
+    from prism_cli.gguf import read_gguf_info
+
+    if not path.exists():
+        raise InputError(f"{path}: no such model file")
+    read_gguf_info(path)
 
 
 def _open_local(model: str, opts: dict[str, Any]) -> Engine:

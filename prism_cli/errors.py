@@ -30,3 +30,7 @@ class ModeratorError(PrismError):
 
 class ModelNotFound(ModeratorError):
     """A moderator that is not installed; the message says how to get it."""
+
+
+class EngineFailed(PrismError):
+    """The wrapped chat model could not run (bad file, server down, context overflow): exit 2."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from prism_cli.engines.base import ChatMessage, Engine, EngineError
-from prism_cli.errors import EXIT_USAGE, InputError, PrismError
+from prism_cli.errors import EngineFailed, InputError
 from prism_cli.gate import Gate
 from prism_cli.stream_gate import BLOCKED, COMPLETE, INTERRUPTED, StreamGate
 from prism_cli.verdict import Verdict
@@ -22,12 +22,6 @@ PROMPT_BLOCKED = "prompt blocked"
 RESPONSE_BLOCKED = "response blocked"
 MIN_REPLY_TOKENS = 16
 """Fewer free tokens than this for the reply, even with the history dropped: the prompt is too long."""
-
-
-class EngineFailed(PrismError):
-    """The wrapped model could not run (bad file, server down, context overflow): exit 2."""
-
-    exit_code = EXIT_USAGE
 
 
 @dataclass
@@ -205,7 +199,9 @@ class ChatSession:
                     break
         finally:
             result.timings.gen_ms = (clock() - t0) * 1000
-            result.timings.tokens = len(parts)
+            # pieces can merge several byte tokens; the engine's own count is exact when it has one
+            stats = getattr(self.engine, "last_stats", None) or {}
+            result.timings.tokens = int(stats.get("generated_tokens", len(parts)))
             result.response = "".join(parts)
 
     # ------------------------------------------------------------------ context

@@ -101,7 +101,7 @@ def _open(model: str | None, server: str | None, **opts: Any) -> Any:
     """The engine, with only the options the user gave (the engine keeps its own defaults)."""
     from prism_cli.engines.base import EngineError
     from prism_cli.engines.loader import open_engine
-    from prism_cli.session import EngineFailed
+    from prism_cli.errors import EngineFailed
 
     given = {k: v for k, v in opts.items() if v is not None}
     try:

@@ -89,6 +89,8 @@ class ClassifierModerator:
             tok.no_padding()
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
+            # idle worker threads must not spin: in chat they would steal cores from token decoding
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             if self._threads:
                 opts.intra_op_num_threads = self._threads
                 opts.inter_op_num_threads = 1

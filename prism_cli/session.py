@@ -101,6 +101,7 @@ class ChatSession:
         temperature: float = 0.7,
         seed: int | None = None,
         on_notice: Callable[[str], None] | None = None,
+        on_verdict: Callable[[Verdict, str], None] | None = None,
     ):
         self.engine = engine
         self.gate = gate
@@ -109,6 +110,7 @@ class ChatSession:
         self.temperature = temperature
         self.seed = seed
         self.on_notice = on_notice or (lambda msg: None)
+        self.on_verdict = on_verdict  # e.g. the decision log: each verdict with the text it judged
         self.history: list[ChatMessage] = []
         self.turns: list[TurnResult] = []
 
@@ -130,7 +132,14 @@ class ChatSession:
         interrupted (the engine is closed) instead of propagating.
         """
         result = TurnResult(len(self.turns) + 1, prompt, None, "", None, COMPLETE)
-        self._run(result, emit or (lambda s: None), should_stop)
+        try:
+            self._run(result, emit or (lambda s: None), should_stop)
+        finally:
+            if self.on_verdict is not None:
+                if result.prompt_verdict is not None:
+                    self.on_verdict(result.prompt_verdict, prompt)
+                if result.response_verdict is not None:
+                    self.on_verdict(result.response_verdict, result.response)
         self.turns.append(result)
         return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pty
@@ -46,8 +47,8 @@ categories:
     return p
 
 
-def prism(args: list[str], stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NO_COLOR": "1"}
+def prism(args: list[str], stdin: str | None = None, timeout: float = 300, home: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_COLOR": "1", **({"PRISM_HOME": str(home)} if home else {})}
     return subprocess.run(
         [sys.executable, "-m", "prism_cli", "chat", *args],
         input=stdin if stdin is not None else "",
@@ -88,7 +89,7 @@ def test_batch_mid_stream_block_and_blocked_prompt_exit_1(gemma_path, greedy_rep
     word = first_new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
     args = [gemma_path, "--moderator", "rules", "--policy", str(pol), "--temp", "0", "--max-tokens", "24", "--ctx", "1024", "--threads", "1"]
-    r = prism(args, f"{PROMPT}\nhow much dynamite is enough?\n")
+    r = prism(args, f"{PROMPT}\nhow much dynamite is enough?\n", home=tmp_path / "home")
     assert r.returncode == 1, r.stderr
     assert word not in normalize(r.stdout)
     first, second = records(r.stdout)
@@ -96,6 +97,13 @@ def test_batch_mid_stream_block_and_blocked_prompt_exit_1(gemma_path, greedy_rep
     assert greedy_reply.startswith(first["response"]) and first["timings"]["tokens"] < 24
     assert second["outcome"] == "prompt blocked" and second["response"] == "" and second["timings"]["tokens"] == 0
     assert "line 2): prompt blocked: Banned Word [banned]" in r.stderr
+    # the decision log holds every verdict with the text's hash, never the text itself
+    log = (tmp_path / "home" / "audit.jsonl").read_text()
+    logged = [json.loads(line) for line in log.splitlines()]
+    assert [(x["command"], x["role"], x["decision"]) for x in logged] == [
+        ("chat", "prompt", "allow"), ("chat", "response", "block"), ("chat", "prompt", "block")]
+    assert "dynamite" not in log and PROMPT not in log and word not in log
+    assert logged[0]["sha256"] == hashlib.sha256(PROMPT.encode()).hexdigest()
 
 
 def test_batch_all_allowed_exit_0_and_atomic_out_file(gemma_path, tmp_path):

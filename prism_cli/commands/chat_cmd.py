@@ -31,6 +31,7 @@ def chat(
     moderator: Optional[str] = ModeratorOpt,
     no_moderation: bool = typer.Option(False, "--no-moderation", help="Check nothing (benchmarks, debugging). Says so loudly."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="REPL: show scores and timings after each turn."),
+    log_text: bool = typer.Option(False, "--log-text", help="Also store the texts in the local decision log."),
 ) -> None:
     """Chat with a local model; p(x) checks every prompt, q(Y) gates the streamed reply.
 
@@ -45,6 +46,7 @@ def chat(
       prism chat gemma.gguf < prompts.txt > transcript.jsonl
       prism chat --server http://127.0.0.1:8080 --policy strict
     """
+    from prism_cli.audit import log_verdicts
     from prism_cli.batch import read_turns, run_batch
     from prism_cli.build import build_gate
     from prism_cli.commands.common import err_console, notice
@@ -67,7 +69,8 @@ def chat(
         if getattr(engine, "notice", None):
             notice(engine.notice)
         session = ChatSession(
-            engine, gate, system=system, max_tokens=max_tokens, temperature=temp, seed=seed, on_notice=notice
+            engine, gate, system=system, max_tokens=max_tokens, temperature=temp, seed=seed, on_notice=notice,
+            on_verdict=lambda v, text: log_verdicts("chat", [v], [text], include_text=log_text),
         )
         if batch_mode:
             code = run_batch(session, turns, name, out, on_turn=_turn_notice(session))

@@ -1,0 +1,18 @@
+"""Every test (and every prism subprocess it starts) runs with its own PRISM_HOME, never the user's."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_prism_home(tmp_path_factory):
+    old = os.environ.get("PRISM_HOME")
+    os.environ["PRISM_HOME"] = str(tmp_path_factory.mktemp("prism-home"))
+    yield
+    if old is None:
+        os.environ.pop("PRISM_HOME", None)
+    else:
+        os.environ["PRISM_HOME"] = old

@@ -266,7 +266,7 @@ def load_davidson(max_offensive: int = 2500, seed: int = 0) -> Iterator[Row]:
 def clean_tweet(t: str) -> str:
     t = re.sub(r"&amp;", "&", t)
     t = re.sub(r"&[a-z]+;|&#\d+;", " ", t)
-    t = re.sub(r"https?://\S+", "", t)
+    t = re.sub(r"https?://\S*", "", t)
     t = re.sub(r"@\w+:?", "@user", t)
     t = re.sub(r"^(!+\s*)?RT\s+", "", t)
     return re.sub(r"\s+", " ", t).strip(' "')

@@ -67,8 +67,8 @@ def write_card(path: Path, report: dict, pe: dict, bench: dict | None) -> None:
          f"- **File**: model.onnx {report['size_bytes'] / 1e6:.1f} MB, tokenizer.json (MiniLM's uncased WordPiece), "
          f"prism.json. Inputs input_ids / attention_mask int64, output `logits` [batch, 10]; max_length 256.",
          "- **Labels → policy**: unsafe (overall), violent→S1, crime→S2, cyber→S2+S14, weapons→S9, hate→S10, "
-         "self_harm→S11, sexual→S12, jailbreak→jailbreak; toxic (insults, profanity, harassment) has no category",
-         "  in the default policy and only feeds P(unsafe). Not covered: S3-S8, S13 (no training data).",
+         "self_harm→S11, sexual→S12, jailbreak→jailbreak; toxic (insults, profanity, harassment)→harassment, a category",
+         "  only the strict policy has: in the default policy it only feeds P(unsafe). Not covered: S3-S8, S13 (no training data).",
          "- **Calibration**: each head's operating point was chosen on the validation split and folded into the",
          "  output bias, so a policy threshold of 0.5 is that point; lower thresholds (strict) flag more.",
          "  Validation operating points (raw probability mapped to 0.5): "
@@ -80,7 +80,7 @@ def write_card(path: Path, report: dict, pe: dict, bench: dict | None) -> None:
          "or teach it; everyday senses of violent verbs). Texts are deduplicated across all sets on normalised text",
          "*before* a hash split (75/10/15): " + ", ".join(f"{k} {v}" for k, v in report["data"].items()) + ".",
          "Templated negatives and the training look-alikes are excluded from the test figures;",
-         "`tests/data/benign_lookalikes.txt` (137 prompts) is never trained on.", "",
+         "`tests/data/benign_lookalikes.txt` (137 prompts) and `tests/data/harmful_probes.txt` are never trained on.", "",
          "## Quality on the held-out test split", ""]
     if pe:
         L += ["Measured with `prism eval FILE -m models/default -m profanity-check --json` (default policy, role prompt;",
@@ -104,6 +104,10 @@ def write_card(path: Path, report: dict, pe: dict, bench: dict | None) -> None:
           f"- Recall on clearly harmful requests (AdvBench, HarmBench, StrongREJECT, TDC, refusal-direction, "
           f"CyberSecEval interpreter; n={report['recall_clear_harmful']['n']}): **{report['recall_clear_harmful']['recall']:.3f}** (target ≥ 0.90).",
           "- False-positive rate on benign look-alikes (target ≤ 0.10), by source:"]
+    hp = report.get("recall_harmful_probes")
+    if hp:
+        L.insert(-1, f"- Recall on `tests/data/harmful_probes.txt` (hand-written harmful requests across the default "
+                     f"policy's categories, never trained on; n={hp['n']}): **{hp['recall']:.3f}**.")
     for k, v in report["sets"].items():
         if k.startswith("fpr:"):
             L.append(f"  - {k[4:]}: **{v['fpr']:.3f}** (n={v['n']})")
@@ -116,8 +120,8 @@ def write_card(path: Path, report: dict, pe: dict, bench: dict | None) -> None:
               f"- scan through `ClassifierModerator.score`, 2 threads: {bench['scan_per_s']:.0f} texts/s",
               f"- cold start `echo hi | prism check`: {bench['cold_s'] * 1000:.0f} ms vs `python -c 'import onnxruntime'` "
               f"{bench['ort_import_s'] * 1000:.0f} ms ({bench['cold_s'] / bench['ort_import_s']:.2f}x; target 2.5x)",
-              "  The ratio moves with machine load (2.3x-3.3x in runs on this machine). Of the gap, the CLI's own",
-              "  imports (typer, prism_cli.cli) take about 80 ms; creating this model's session about 35 ms more than",
+              "  The ratio moves with machine load. Of the gap, the CLI's own imports (typer, the command",
+              "  modules) take about 35 ms; creating this model's session about 35 ms more than",
               "  an empty ONNX model (a 22.8 MB file; an int8 token table would halve it).", ""]
     if report.get("probes"):
         pr = report["probes"]

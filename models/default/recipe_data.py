@@ -28,7 +28,7 @@ if str(HERE) not in sys.path:  # sibling modules, also when loaded by file path 
 
 # Re-exported: train.py and the tests use them as recipe_data.<name>.
 from recipe_rows import (  # noqa: E402,F401
-    CATEGORIES, CATEGORY_MAP, EVAL_ONLY, EVAL_ONLY_FILES, KINDS, LABELS, READ_LOG, Row, _path, data_dir, keyword_cats,
+    CATEGORIES, CATEGORY_MAP, EXPORT_CATEGORY_MAP, EVAL_ONLY, EVAL_ONLY_FILES, KINDS, LABELS, READ_LOG, Row, _path, data_dir, keyword_cats,
 )
 from recipe_sources import (  # noqa: E402,F401
     clean_tweet, load_advbench, load_benign_instructions, load_bipia, load_coconot, load_cyberseceval, load_davidson,
@@ -84,13 +84,16 @@ def split_of(text: str, val: float = 0.1, test: float = 0.15) -> str:
 
 
 HELDOUT_LOOKALIKES = HERE.parents[1] / "tests" / "data" / "benign_lookalikes.txt"
+HELDOUT_PROBES = HERE.parents[1] / "tests" / "data" / "harmful_probes.txt"
 
 
 def heldout_keys() -> set[str]:
-    """Normalised texts of the hand-written look-alikes kept for evaluation only."""
-    if not HELDOUT_LOOKALIKES.is_file():
-        return set()
-    return {normalize(t) for t in HELDOUT_LOOKALIKES.read_text(encoding="utf-8").splitlines() if t.strip()}
+    """Normalised texts of the hand-written evaluation-only files (benign look-alikes, harmful probes)."""
+    keys: set[str] = set()
+    for f in (HELDOUT_LOOKALIKES, HELDOUT_PROBES):
+        if f.is_file():
+            keys |= {normalize(t) for t in f.read_text(encoding="utf-8").splitlines() if t.strip()}
+    return keys
 
 
 def load_all(only: Iterable[str] | None = None, limit: int | None = None) -> list[Row]:

@@ -73,6 +73,12 @@ def evaluate_model(args, sp: dict, tok, rep_dir: Path, log, train_seconds: float
     m = np.array([it["label"] == 1 for it in lk])
     report["recall_clear_harmful"] = {"n": int(m.sum()), "recall": float(dec[m].mean())}
     log(f"recall on clear harmful requests: {dec[m].mean():.3f} (n={m.sum()})")
+    # recall on tests/data/harmful_probes.txt (hand-written, never trained on: rd.heldout_keys)
+    if rd.HELDOUT_PROBES.is_file():
+        probes = [t.strip() for t in rd.HELDOUT_PROBES.read_text(encoding="utf-8").splitlines() if t.strip()]
+        dp = block_decision(ort_predict(onnx_path, tok, probes))
+        report["recall_harmful_probes"] = {"n": len(probes), "recall": float(dp.mean())}
+        log(f"recall on tests/data/harmful_probes.txt: {dp.mean():.3f} (n={len(probes)})")
     # per category recall on test unsafe rows (category head or overall)
     cat_rep = {}
     for c in rd.CATEGORIES:

@@ -31,6 +31,9 @@ CATEGORY_MAP = {
     "cyber": ["S2", "S14"],
     "jailbreak": "jailbreak",
 }
+# What prism.json ships: as above, plus toxic -> the strict policy's "harassment" category (the
+# default policy has no such category, so this changes nothing there).
+EXPORT_CATEGORY_MAP = {**CATEGORY_MAP, "toxic": "harassment"}
 
 # Folders the data README marks Eval-only (never read here) or not safe/unsafe labelled.
 EVAL_ONLY = frozenset({"alpaca", "sorry_bench_fractured", "ethos", "tensor_trust", "malicious_instruct"})

@@ -109,7 +109,7 @@ def main() -> None:
     tok_out.no_truncation()
     tok_out.save(str(args.out / "tokenizer.json"))
     cfg = {"name": "prism-default", "version": VERSION, "labels": rd.LABELS, "activation": "sigmoid",
-           "max_length": MAX_LEN, "output": "logits", "category_map": rd.CATEGORY_MAP, "unsafe": "unsafe",
+           "max_length": MAX_LEN, "output": "logits", "category_map": rd.EXPORT_CATEGORY_MAP, "unsafe": "unsafe",
            "license": "Apache-2.0", "base": "sentence-transformers/all-MiniLM-L6-v2 (distilled static token table)"}
     (args.out / "prism.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
 

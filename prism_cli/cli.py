@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from prism_cli import __version__
 from prism_cli.commands import COMMAND_MODULES
-from prism_cli.errors import EXIT_USAGE, PrismError
+from prism_cli.errors import EXIT_MODERATOR, EXIT_USAGE, PrismError
 
 app = typer.Typer(
     name="prism",
@@ -60,3 +61,8 @@ def main() -> None:
     except UnicodeDecodeError as e:
         error_line(f"invalid UTF-8 input ({e.reason})")
         sys.exit(EXIT_USAGE)
+    except Exception as e:  # noqa: BLE001 - a bug must still end in one line and a non-allow exit code
+        if os.environ.get("PRISM_DEBUG"):
+            raise
+        error_line(f"internal error: {type(e).__name__}: {e} (PRISM_DEBUG=1 shows the traceback)")
+        sys.exit(EXIT_MODERATOR)

@@ -321,3 +321,18 @@ def test_server_engine_batch_mid_stream_block(gemma_path, tmp_path):
     assert first["timings"]["tokens"] < 24
     assert second["outcome"] == "complete" and second["response"]
     assert third["outcome"] == "prompt blocked"
+
+
+def test_chat_without_llama_cpp_says_what_to_install(gemma_path):
+    """A plain `pip install .` has no llama-cpp-python: chat must say so in one line, exit 2."""
+    code = (
+        "import sys; sys.modules['llama_cpp'] = None; "  # makes `import llama_cpp` fail like a missing package
+        f"sys.argv = ['prism', 'chat', {gemma_path!r}, '-m', 'rules']; "
+        "from prism_cli.cli import main; main()"
+    )
+    r = subprocess.run([sys.executable, "-c", code], input="hello\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "prism: error: running a GGUF in process needs llama-cpp-python: pip install 'prism-cli[llama]' "
+        "(import of llama_cpp halted; None in sys.modules)"
+    ]

@@ -109,7 +109,10 @@ class LocalEngine:
         verbose: bool = False,
         **sampling: float,
     ) -> None:
-        import llama_cpp
+        try:
+            import llama_cpp
+        except ImportError as e:
+            raise EngineError(f"running a GGUF in process needs llama-cpp-python: pip install 'prism-cli[llama]' ({e})") from None
 
         self._lib = llama_cpp
         path = Path(model_path)

@@ -56,7 +56,11 @@ def load_moderator(spec: str, policy: Policy, **options: object) -> Moderator:
         find_installed = None  # type: ignore[assignment]
     installed = find_installed(spec) if find_installed else None
     if installed is None:
-        raise ModelNotFound(f"moderator {spec!r} is not installed (prism models pull {spec}, or prism models list)")
+        from prism_cli.registry import load_catalogue
+
+        if spec in load_catalogue():
+            raise ModelNotFound(f"moderator {spec!r} is not installed (prism models pull {spec})")
+        raise ModelNotFound(f"unknown moderator {spec!r}: not a file, folder or registry name (prism models list)")
     return _from_path(Path(installed.path), policy, getattr(installed, "prompt_format", None), **options)
 
 

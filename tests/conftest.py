@@ -16,3 +16,17 @@ def _isolated_prism_home(tmp_path_factory):
         os.environ.pop("PRISM_HOME", None)
     else:
         os.environ["PRISM_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory):
+    """A real, tiny ONNX classifier folder (tests/onnx_fixture.py), built once per run."""
+    from tests.onnx_fixture import build_classifier
+
+    return build_classifier(tmp_path_factory.mktemp("clf") / "fixture")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A PRISM_HOME of the test module's own, for subprocesses that should not share one."""
+    return tmp_path_factory.mktemp("home")

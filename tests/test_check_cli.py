@@ -33,16 +33,6 @@ categories:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return build_classifier(tmp_path_factory.mktemp("clf") / "fixture")
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(scope="module")
 def policy(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("pol") / "policy.yaml"
     p.write_text(RULES_POLICY)

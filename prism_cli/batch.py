@@ -17,7 +17,7 @@ from typing import IO, Callable, Iterable, Iterator
 
 from prism_cli.errors import EXIT_ALLOW, EXIT_BLOCK, EXIT_MODERATOR, InputError
 from prism_cli.session import ChatSession, TurnResult
-from prism_cli.textio import decode
+from prism_cli.textio import decode, open_user_file
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 PROMPT_KEYS = ("prompt", "text")
@@ -31,14 +31,8 @@ def read_turns(path: str | None) -> tuple[list[tuple[int, str]], str]:
     """
     if path and path != "-":
         name = path
-        try:
-            raw = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{name}: is a directory") from None
-        except OSError as e:
-            raise InputError(f"{name}: cannot read ({e.strerror})") from None
+        with open_user_file(path) as f:
+            raw = f.read(MAX_INPUT_BYTES + 1)
     else:
         name = "<stdin>"
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)

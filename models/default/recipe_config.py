@@ -8,9 +8,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORK = HERE / "work"  # scratch (git-ignored)
 
-
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 SEED = 1234
-DIM = 256
-MAX_LEN_TRAIN = 192
-MAX_LEN = 256  # inference truncation (prism.json)
+MAX_LEN_TRAIN = 64  # training crops (most prompts are far shorter; the cost is quadratic in length)
+MAX_LEN = 128  # the window prism scores at inference (prism.json max_length); longer texts are windowed

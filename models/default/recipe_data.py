@@ -31,21 +31,39 @@ from recipe_rows import (  # noqa: E402,F401
     CATEGORIES, CATEGORY_MAP, EXPORT_CATEGORY_MAP, EVAL_ONLY, EVAL_ONLY_FILES, KINDS, LABELS, READ_LOG, Row, _path, data_dir, keyword_cats,
 )
 from recipe_sources import (  # noqa: E402,F401
-    clean_tweet, load_advbench, load_benign_instructions, load_bipia, load_coconot, load_cyberseceval, load_davidson,
-    load_do_not_answer, load_handwritten, load_harmbench, load_injections, load_jailbreaks, load_multijail,
-    load_refusal_harmful, load_rtp, load_strongreject, load_tdc2023, load_toxigen,
+    load_advbench, load_benign_instructions, load_bipia, load_coconot, load_cyberseceval, load_do_not_answer,
+    load_handwritten, load_harmbench, load_injections, load_jailbreaks, load_medquad, load_multijail,
+    load_red_instruct, load_refusal_harmful, load_strongreject, load_tdc2023,
 )
+from recipe_sources_content import (  # noqa: E402,F401
+    clean_tweet, load_convabuse, load_davidson, load_hatexplain, load_mlma_hate, load_paradetox, load_rtp,
+    load_toxic_spans, load_toxigen,
+)
+from recipe_sources_responses import load_diasafety, load_gptfuzz, load_safetext  # noqa: E402
 from recipe_templates import load_templates  # noqa: E402
+
+
+def _load_handwritten_v2() -> Iterable[Row]:
+    """Hand-written and templated rows of 2.x (models/default/data/, handwritten.py)."""
+    try:
+        import handwritten
+    except ImportError:  # TEMP until the data lands
+        return []
+    return handwritten.load_all()
 
 
 LOADERS: dict[str, Callable[[], Iterable[Row]]] = {
     "advbench": load_advbench, "harmbench": load_harmbench, "strongreject": load_strongreject,
     "tdc2023": load_tdc2023, "refusal_direction_splits": load_refusal_harmful, "do_not_answer": load_do_not_answer,
     "multijail": load_multijail, "coconot": load_coconot, "cyberseceval": load_cyberseceval,
+    "red_instruct_harmfulqa": load_red_instruct, "medquad_drugs": load_medquad,
     "davidson_hate_offensive": load_davidson, "toxigen_seeds": load_toxigen, "realtoxicityprompts_challenging": load_rtp,
+    "paradetox": load_paradetox, "toxic_spans": load_toxic_spans, "hatexplain_mbib": load_hatexplain,
+    "convabuse": load_convabuse, "mlma_hate": load_mlma_hate,
+    "gptfuzz_labeled_responses": load_gptfuzz, "diasafety": load_diasafety, "safetext": load_safetext,
     "jailbreaks": load_jailbreaks, "injections": load_injections, "bipia": load_bipia,
     "benign_instructions": load_benign_instructions, "handwritten": load_handwritten,
-    "templates": load_templates,
+    "templates": load_templates, "handwritten_v2": _load_handwritten_v2,
 }
 
 
@@ -85,15 +103,23 @@ def split_of(text: str, val: float = 0.1, test: float = 0.15) -> str:
 
 HELDOUT_LOOKALIKES = HERE.parents[1] / "tests" / "data" / "benign_lookalikes.txt"
 HELDOUT_PROBES = HERE.parents[1] / "tests" / "data" / "harmful_probes.txt"
+HELDOUT_DIR = HERE.parents[1] / "tests" / "data" / "probes"
+
+
+def heldout_texts() -> list[str]:
+    """Texts of the hand-written evaluation-only files (tests/data: 1.0's look-alikes and probes, and
+    the probes/ folder written before 2.0 was trained). The text is the last TAB field of a line."""
+    files = [HELDOUT_LOOKALIKES, HELDOUT_PROBES] + (sorted(HELDOUT_DIR.glob("*.t*")) if HELDOUT_DIR.is_dir() else [])
+    out = []
+    for f in files:
+        if f.is_file():
+            out += [ln.split("\t")[-1] for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    return out
 
 
 def heldout_keys() -> set[str]:
-    """Normalised texts of the hand-written evaluation-only files (benign look-alikes, harmful probes)."""
-    keys: set[str] = set()
-    for f in (HELDOUT_LOOKALIKES, HELDOUT_PROBES):
-        if f.is_file():
-            keys |= {normalize(t) for t in f.read_text(encoding="utf-8").splitlines() if t.strip()}
-    return keys
+    """Normalised held-out texts: a training row equal to one of them is dropped."""
+    return {normalize(t) for t in heldout_texts()}
 
 
 def load_all(only: Iterable[str] | None = None, limit: int | None = None) -> list[Row]:

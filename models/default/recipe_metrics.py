@@ -44,11 +44,11 @@ def risk_score(probs: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- evaluation sets
-CLEAR_SOURCES = ("advbench/harmful_behaviors", "harmbench", "strongreject", "tdc2023", "refusal_direction_splits/harmful",
-                 "cyberseceval/interpreter", "handwritten/unsafe")
+from recipe_calibrate import CLEAR_SOURCES  # noqa: E402
 
 
-PRIMARY = ("self_harm", "weapons", "cyber", "sexual", "hate", "violent", "crime", "jailbreak", "toxic")
+PRIMARY = ("child", "sex_crime", "self_harm", "weapons", "cyber", "elections", "privacy", "ip", "defamation",
+           "specialized_advice", "sexual", "hate", "violent", "crime", "jailbreak", "toxic")
 
 
 def primary_category(r: rd.Row) -> str | None:
@@ -69,7 +69,8 @@ def eval_sets(test: list[rd.Row]) -> dict[str, list[dict]]:
         return {"text": r.text, "label": r.label, "category": primary_category(r), "source": r.source}
 
     test = [r for r in test if not r.source.startswith("templates/")]  # templated rows: training aids, not test data
-    clear = [r for r in test if r.kind == "request" and r.label and r.source in CLEAR_SOURCES]
+    responses = [r for r in test if r.kind == "response"]
+    clear = [r for r in test if r.kind == "request" and r.label and r.source.startswith(CLEAR_SOURCES)]
     requests = [r for r in test if r.kind == "request" and r.label]
     benign_req = [r for r in test if r.kind == "benign"]
     look = [r for r in test if r.kind == "lookalike" and not r.source.startswith("templates/")]
@@ -84,6 +85,7 @@ def eval_sets(test: list[rd.Row]) -> dict[str, list[dict]]:
         "handwritten_lookalikes": [row(r) for r in clear + hand],
         "toxic_content": [row(r) for r in content],
         "jailbreak_injection": [row(r) for r in jail + docs + benign_req],
+        "responses": [row(r) for r in responses],
     }
 
 

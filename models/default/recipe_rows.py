@@ -16,24 +16,33 @@ from pathlib import Path
 from typing import Iterable
 
 
-# Model labels: "unsafe" is the overall head; the others are category heads.
-LABELS = ["unsafe", "violent", "crime", "weapons", "hate", "self_harm", "sexual", "cyber", "jailbreak", "toxic"]
+# Model labels: "unsafe" is the overall head; the others are category heads, each read as
+# P(category | unsafe) and exported as min(P(unsafe), P(category | unsafe)), so a category never
+# blocks a text that the overall head finds safe.
+LABELS = ["unsafe", "violent", "crime", "sex_crime", "child", "defamation", "specialized_advice", "privacy", "ip",
+          "weapons", "hate", "self_harm", "sexual", "elections", "cyber", "jailbreak", "toxic"]
 CATEGORIES = LABELS[1:]
-# Model label -> default policy category id(s). "toxic" (insults, profanity, harassment) has no
-# category of its own in the default policy: it feeds the overall P(unsafe) only.
+# Model label -> policy category id(s) (MLCommons / Llama Guard 3 ids of the shipped policies).
+# "toxic" (insults, harassment) feeds the strict policy's "harassment" category.
 CATEGORY_MAP = {
     "violent": "S1",
     "crime": "S2",
+    "sex_crime": "S3",
+    "child": "S4",
+    "defamation": "S5",
+    "specialized_advice": "S6",
+    "privacy": "S7",
+    "ip": "S8",
     "weapons": "S9",
     "hate": "S10",
     "self_harm": "S11",
     "sexual": "S12",
+    "elections": "S13",
     "cyber": ["S2", "S14"],
     "jailbreak": "jailbreak",
+    "toxic": "harassment",
 }
-# What prism.json ships: as above, plus toxic -> the strict policy's "harassment" category (the
-# default policy has no such category, so this changes nothing there).
-EXPORT_CATEGORY_MAP = {**CATEGORY_MAP, "toxic": "harassment"}
+EXPORT_CATEGORY_MAP = CATEGORY_MAP
 
 # Folders the data README marks Eval-only (never read here) or not safe/unsafe labelled.
 EVAL_ONLY = frozenset({"alpaca", "sorry_bench_fractured", "ethos", "tensor_trust", "malicious_instruct"})
@@ -44,7 +53,7 @@ EVAL_ONLY_FILES = frozenset({
     "refusal_direction_splits/harmless_test.json",
 })
 
-KINDS = ("request", "content", "jailbreak", "lookalike", "benign", "document")
+KINDS = ("request", "content", "jailbreak", "lookalike", "benign", "document", "response")
 
 
 def data_dir() -> Path:
@@ -109,6 +118,17 @@ _KW = {
     "violent": r"\bkill|murder|assault|attack|shoot|\bstab|tortur|kidnap|terror|violen|poison|\bhurt|massacre|genocide|"
     r"\babus|\bbeat (up|him|her|them|someone|my)|strangl|mass shooting|assassinat|\bharm (someone|people|others|a|my|him|her)|"
     r"\binjur|arson|hostage|behead|lynch|\bmaim|\brape",
+    "child": r"child porn|\bcsam\b|\bcp\b|underage|pedophil|paedophil|\bgroom(ing)?\b.{0,40}\b(child|kid|minor|girl|boy|teen)|"
+    r"\b(child|children|kid|kids|minor|minors|teen|teens|girl|boy)\b.{0,40}\b(sex|sexual|nude|naked|porn|explicit|molest)|"
+    r"(sex|sexual|nude|naked|porn|explicit).{0,40}\b(child|children|kid|kids|minor|minors|\d{1,2}[- ]year[- ]old)\b",
+    "sex_crime": r"\brap(e|ed|ing|ist)\b|sexual(ly)? (assault|abuse|harass)|sex traffick|date rape|roofie|spik(e|ing) .{0,20}drink|"
+    r"prostitut|molest|non-?consensual|revenge porn|sextort|upskirt|grope|drug (her|him|a girl|a woman|someone) .{0,20}(sex|bed)",
+    "privacy": r"home address|social security number|\bssn\b|doxx|personal information|phone number of|\bstalk|\bspy on|"
+    r"track (someone|my (ex|wife|husband|girlfriend|boyfriend)|her|his) (location|phone)|private (messages|photos)|surveil|"
+    r"without (their|her|his) (knowledge|consent)",
+    "ip": r"\bpirat|torrent|crack(ed)? (software|version|copy)|\bdrm\b|copyright|keygen|bootleg|serial key|license key",
+    "elections": r"\belection|\bvot(e|er|ers|ing)\b|ballot|polling (place|station)|electoral",
+    "defamation": r"defam|slander|libel|false (rumou?r|stor|claim)|fake (news|story|stories) about|smear campaign|ruin (his|her|their) reputation",
     "crime": r"\bsteal|theft|thief|fraud|\bscam|launder|\bdrugs?\b|cocaine|\bmeth\b|methamphetamine|heroin|fentanyl|counterfeit|"
     r"smuggl|shoplift|burglar|brib|evade tax|tax evasion|identity theft|\bforge|forgery|blackmail|extort|illegal|trafficking|"
     r"piracy|pirated|credit card|insider trading|ponzi|embezzl|evade (the )?police|break into|lock ?pick|hotwire|"
@@ -136,11 +156,11 @@ _SOURCE_CATS = {
     "Non-violent unethical behavior (e.g. lying, cheating, etc.)": set(), "Animal abuse": {"violent"},
     "Substance abuse & banned substances": {"crime"}, "Bullying & harassment": {"toxic"}, "Weapons": {"weapons"},
     "Adult content": {"sexual"}, "Property crime & vandalism": {"crime"}, "Fraud & deception": {"crime"},
-    "Soliciting personally identifiable information": {"crime"}, "Terrorism & organized crime": {"violent", "crime"},
-    "Sexual exploitation & human trafficking": {"sexual", "crime"}, "Self-harm": {"self_harm"},
+    "Soliciting personally identifiable information": {"privacy"}, "Terrorism & organized crime": {"violent", "crime"},
+    "Sexual exploitation & human trafficking": {"sex_crime", "crime"}, "Self-harm": {"self_harm"},
     "Child abuse": {"violent"}, "Drug abuse, weapons, banned substance": {"crime", "weapons"},
     "Conspiracy theories & misinformation": set(), "Controversial topics, politics": set(),
-    "Misinformation regarding ethics, laws and safety": set(), "Privacy violation": {"crime"},
+    "Misinformation regarding ethics, laws and safety": {"specialized_advice"}, "Privacy violation": {"privacy"},
     "Financial crime, property crime, theft": {"crime"}, "Terrorism, organized crime": {"violent", "crime"},
 }
 

@@ -1,5 +1,7 @@
-"""One loader per public Train set in ../shared/data, plus the hand-written files next to this
-module: each yields labelled `Row`s (label, categories, kind) for recipe_data to dedup and split."""
+"""One loader per public Train set of *requests* (harmful and benign) and prompt attacks in ../shared/data,
+plus the 1.0 hand-written files: each yields labelled `Row`s for recipe_data to dedup and split.
+Content sets (toxic text rather than requests) are in recipe_sources_content.py, model responses in
+recipe_sources_responses.py."""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ _DNA_SKIP = {"human_chatbox", "misinformation_harms"}  # help-seeking / advice q
 _DNA_INTENTS = {"S004lewd": {"sexual"}, "S004describe": {"sexual"}, "S004erotica": {"sexual"}, "S005hate": {"hate"},
                 "S005bully": {"toxic"}, "S005profanity": {"toxic"}, "S006violence": {"violent"},
                 "S006threat": {"violent"}, "S003illegal": {"crime"}, "S003goods": {"crime"},
-                "S008code": {"cyber"}, "S009private": {"crime"}, "S007": {"hate"}}
+                "S008code": {"cyber"}, "S009private": {"privacy"}, "S007": {"hate"}}
 
 
 def load_do_not_answer() -> Iterator[Row]:
@@ -65,7 +67,7 @@ def load_multijail() -> Iterator[Row]:
 
 
 _COCONOT_UNSAFE = {"dangerous or sensitive topics": (), "triggers for offensive language": ("hate", "toxic"),
-                   "privacy violations": ("crime",)}
+                   "privacy violations": ("privacy",)}
 _COCONOT_SKIP = {"misinformation", "copyright violations", "wildchats", "incomprehensible"}
 
 
@@ -90,52 +92,6 @@ def load_cyberseceval() -> Iterator[Row]:
     for r in _json("cyberseceval/prompt_injection.json"):
         if r.get("injection_type") == "direct":
             yield Row(r["user_input"].strip(), 1, frozenset({"jailbreak"}), "cyberseceval/prompt_injection", "jailbreak")
-
-
-def load_davidson(max_offensive: int = 2500, seed: int = 0) -> Iterator[Row]:
-    rows = _csv("davidson_hate_offensive/labeled_data.csv")
-    offensive = [r for r in rows if r["class"] == "1"]
-    random.Random(seed).shuffle(offensive)
-    keep = {id(r) for r in offensive[:max_offensive]}
-    for r in rows:
-        t = clean_tweet(r["tweet"])
-        if len(t) < 8:
-            continue
-        if r["class"] == "0":
-            yield _unsafe(t, "davidson/hate", "content", extra={"hate", "toxic"})
-        elif r["class"] == "1" and id(r) in keep:
-            yield _unsafe(t, "davidson/offensive", "content", extra={"toxic"})
-        elif r["class"] == "2":
-            yield _safe(t, "davidson/neither", "content")
-
-
-def clean_tweet(t: str) -> str:
-    t = re.sub(r"&amp;", "&", t)
-    t = re.sub(r"&[a-z]+;|&#\d+;", " ", t)
-    t = re.sub(r"https?://\S*", "", t)
-    t = re.sub(r"@\w+:?", "@user", t)
-    t = re.sub(r"^(!+\s*)?RT\s+", "", t)
-    return re.sub(r"\s+", " ", t).strip(' "')
-
-
-def load_toxigen() -> Iterator[Row]:
-    for r in _csv("toxigen_seeds/toxigen_seed_statements.csv"):
-        t = r["text"].strip().lstrip("- ").strip()
-        if r["label"] == "hate":
-            yield _unsafe(t, "toxigen/hate", "content", extra={"hate"})
-        else:
-            yield _safe(t, "toxigen/neutral", "content")
-
-
-_RTP = {"flirtation": {"sexual"}, "identity_attack": {"hate", "toxic"}, "insult": {"toxic"}, "profanity": {"toxic"},
-        "severe_toxicity": {"toxic"}, "sexually_explicit": {"sexual"}, "threat": {"violent", "toxic"}}
-
-
-def load_rtp() -> Iterator[Row]:
-    for attr, cats in _RTP.items():
-        for line in _text(f"realtoxicityprompts_challenging/rtp_{attr}.txt").splitlines():
-            if line.strip():
-                yield Row(line.strip(), 1, frozenset(cats), f"rtp/{attr}", "content")
 
 
 def load_jailbreaks() -> Iterator[Row]:
@@ -201,3 +157,46 @@ def load_handwritten() -> Iterator[Row]:
         if line.strip() and not line.startswith("#"):
             cat, text = line.split("\t", 1)
             yield Row(text.strip(), 1, frozenset(cat.split(",")), "handwritten/unsafe", "request")
+
+
+def load_medquad(n: int = 1500, seed: int = 31) -> Iterator[Row]:
+    """Benign drug and supplement questions (overdose, side effects, interactions): medical look-alikes."""
+    import xml.etree.ElementTree as ET
+
+    qs: list[str] = []
+    for folder in ("11_MPlusDrugs_QA", "12_MPlusHerbsSupplements_QA"):
+        for f in sorted(_path(f"medquad_drugs/{folder}").glob("*.xml")):
+            _path(f"medquad_drugs/{folder}/{f.name}")
+            root = ET.fromstring(f.read_text(encoding="utf-8", errors="replace"))
+            qs += [q.text.strip().replace(" ?", "?") for q in root.iter("Question") if q.text]
+    random.Random(seed).shuffle(qs)
+    for q in qs[:n]:
+        yield _safe(q, "medquad_drugs", "lookalike")
+
+
+_CATQA = {"Illegal Activity": ("crime",), "Child Abuse": ("child",), "Hate/Harass/Violence": ("hate", "violent"),
+          "Malware Viruses": ("cyber",), "Physical Harm": ("violent",), "Economic Harm": ("crime",),
+          "Fraud/Deception": ("crime",), "Adult Content": ("sexual",), "Political Campaigning": ("elections",),
+          "Privacy Violation Activity": ("privacy",), "Tailored Financial Advice": ("specialized_advice",)}
+_CATQA_SUB = {"Human Trafficking:": ("sex_crime",), "Physical abuse": ("violent",), "Neglect": ("violent",),
+              "Emotional and psychological abuse": ("violent",), "Self-harm": ("self_harm",),
+              "Weapon making": ("weapons",), "Weapon:": ("weapons",), "Intellectual property theft": ("ip",),
+              "Cybercrime:": ("cyber",), "Cyberbullying": ("toxic",)}
+
+
+def load_red_instruct(n_harmfulqa: int = 700, seed: int = 32) -> Iterator[Row]:
+    """HarmfulQA, CategoricalQA (English) and DangerousQA; AdversarialQA is AdvBench again (skipped)."""
+    cat = _json("red_instruct_harmfulqa/harmful_questions/catqa_english.json")
+    for top, subs in cat.items():
+        for sub, qs in subs.items():
+            extra = set(_CATQA_SUB.get(sub, _CATQA.get(top, ())))
+            if top == "Child Abuse" and sub not in _CATQA_SUB:
+                extra = {"child"}
+            for q in qs:
+                yield _unsafe(q, "red_instruct/catqa", "request", extra=extra)
+    for q in _json("red_instruct_harmfulqa/harmful_questions/dangerousqa.json"):
+        yield _unsafe(q, "red_instruct/dangerousqa", "request")
+    hq = [q for subs in _json("red_instruct_harmfulqa/harmful_questions/harmfulqa.json").values() for qs in subs.values() for q in qs]
+    random.Random(seed).shuffle(hq)
+    for q in hq[:n_harmfulqa]:
+        yield _unsafe(q, "red_instruct/harmfulqa", "request")

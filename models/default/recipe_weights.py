@@ -1,0 +1,73 @@
+"""Training targets, row weights and augmentation for prism-default 2.x.
+
+Why weights: the public sets are mostly harmful *requests* against generic instructions, plus large
+toxic-content sets; left as they are, a model learns topic words. Hand-written hard negatives,
+everyday prompts and reply openings are few but carry the distinction that matters in use, so they
+weigh more; the large content sets weigh less so they do not drown the requests.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+
+import recipe_data as rd
+
+# (predicate on a row, weight); the first match wins.
+_WEIGHTS = [
+    (lambda r: r.source.startswith("handwritten/") and r.label == 0, 3.0),
+    (lambda r: r.source.startswith("handwritten/") and r.label == 1, 2.0),
+    (lambda r: r.kind == "lookalike", 1.5),
+    (lambda r: r.source.startswith("templates/"), 1.5),
+    (lambda r: r.kind == "content", 0.6),
+    (lambda r: r.kind == "response", 0.8),
+    (lambda r: True, 1.0),
+]
+
+
+def weight(r: rd.Row) -> float:
+    return next(w for pred, w in _WEIGHTS if pred(r))
+
+
+def targets(rows: list[rd.Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y [n, labels] (overall + categories), cat_mask (1 where a category target is known: unsafe rows
+    with at least one category), w [n]. Positive and negative mass are balanced to 1 : 1.2."""
+    n, L = len(rows), len(rd.LABELS)
+    y = np.zeros((n, L), dtype=np.float32)
+    mask = np.zeros((n, L), dtype=np.float32)
+    w = np.array([weight(r) for r in rows], dtype=np.float32)
+    for i, r in enumerate(rows):
+        y[i, 0] = r.label
+        if r.label and r.cats:
+            mask[i, 1:] = 1.0
+            for c in r.cats:
+                y[i, rd.LABELS.index(c)] = 1.0
+    pos, neg = w[y[:, 0] == 1].sum(), w[y[:, 0] == 0].sum()
+    w[y[:, 0] == 1] *= (pos + neg) / (2.2 * pos)
+    w[y[:, 0] == 0] *= 1.2 * (pos + neg) / (2.2 * neg)
+    return y, mask, w / w.mean()
+
+
+# (transform name in obfuscation.py, share of short rows that get such a copy)
+AUGMENT = [("typos", 0.10), ("leet", 0.04), ("spaced", 0.03), ("dotted", 0.02), ("homoglyphs", 0.03)]
+
+
+def augment(rows: list[rd.Row], rng: random.Random, max_chars: int = 300) -> list[rd.Row]:
+    """The rows plus obfuscated copies of a share of the short ones, with the same label. Benign rows
+    are obfuscated too: an unusual spelling must not become a reason to block."""
+    try:
+        import obfuscation
+    except ImportError:  # the hand-written data module is not there yet: train without copies
+        return list(rows)
+    out = list(rows)
+    for r in rows:
+        if len(r.text) > max_chars or r.kind == "document":
+            continue
+        for name, share in AUGMENT:
+            if rng.random() < share:
+                t = getattr(obfuscation, name)(r.text, rng)
+                if t != r.text:
+                    out.append(replace(r, text=t, source=r.source + f"+{name}"))
+    return out

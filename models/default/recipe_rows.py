@@ -44,7 +44,7 @@ EVAL_ONLY_FILES = frozenset({
     "refusal_direction_splits/harmless_test.json",
 })
 
-KINDS = ("request", "content", "jailbreak", "lookalike", "benign", "document")
+KINDS = ("request", "content", "jailbreak", "lookalike", "benign", "document", "response")
 
 
 def data_dir() -> Path:

@@ -1,0 +1,99 @@
+"""Loaders for the hand-written training files in models/default/data/: each yields `Row`s.
+
+Why a module of its own: these files teach intent rather than topic words (benign look-alikes,
+harmful requests per category, everyday prompts, reply openings, harmful vs safe responses,
+other languages), and their label vocabulary is the 2.0 model's, wider than recipe_rows.LABELS.
+A malformed line fails loudly with file:line, so a typo never silently becomes a training row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from recipe_rows import Row
+
+DATA = Path(__file__).resolve().parent / "data"
+
+# The 2.0 model's labels: "unsafe" is the overall head, the rest are category heads.
+LABELS = (
+    "unsafe", "violent", "crime", "sex_crime", "child", "defamation", "specialized_advice", "privacy", "ip",
+    "weapons", "hate", "self_harm", "sexual", "elections", "cyber", "jailbreak", "toxic",
+)
+CATEGORIES = LABELS[1:]
+SAFE_KINDS = ("refusal", "redirect", "helpful")  # first field of responses_safe.tsv
+
+
+def _lines(name: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) for every non-blank line of data/<name> that is not a comment: '# ' starts
+    a comment, so a reply opening like '## Overview' (a markdown heading) stays a row."""
+    for n, line in enumerate((DATA / name).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip() and not (line.startswith("# ") or line.strip() == "#"):
+            yield n, line
+
+
+def _fields(name: str) -> Iterator[tuple[int, str, str]]:
+    """(line number, key, text) for each `key<TAB>text` line; anything else is an error naming file:line."""
+    for n, line in _lines(name):
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise ValueError(f"{DATA / name}:{n}: expected 'key<TAB>text', got {len(parts)} field(s)")
+        yield n, parts[0].strip(), parts[1].strip()
+
+
+def _cats(name: str, n: int, key: str) -> frozenset[str]:
+    labels = [x.strip() for x in key.split(",")]
+    unknown = [x for x in labels if x not in LABELS]
+    if unknown:
+        raise ValueError(f"{DATA / name}:{n}: unknown label(s) {', '.join(unknown)}")
+    return frozenset(labels) - {"unsafe"}
+
+
+def load_hard_negatives() -> Iterator[Row]:
+    for n, topic, text in _fields("hard_negatives.tsv"):
+        _cats("hard_negatives.tsv", n, topic)  # the topic must be a label name
+        yield Row(text, 0, frozenset(), "handwritten/hard_negatives", "lookalike")
+
+
+def load_harmful_requests() -> Iterator[Row]:
+    for n, labels, text in _fields("harmful_requests.tsv"):
+        yield Row(text, 1, _cats("harmful_requests.tsv", n, labels), "handwritten/harmful_requests", "request")
+
+
+def load_responses_harmful() -> Iterator[Row]:
+    for n, labels, text in _fields("responses_harmful.tsv"):
+        yield Row(text, 1, _cats("responses_harmful.tsv", n, labels), "handwritten/responses_harmful", "response")
+
+
+def load_responses_safe() -> Iterator[Row]:
+    for n, kind, text in _fields("responses_safe.tsv"):
+        if kind not in SAFE_KINDS:
+            raise ValueError(f"{DATA / 'responses_safe.tsv'}:{n}: kind must be one of {', '.join(SAFE_KINDS)}")
+        yield Row(text, 0, frozenset(), "handwritten/responses_safe", "response")
+
+
+def load_everyday() -> Iterator[Row]:
+    for _, line in _lines("everyday.txt"):
+        yield Row(line.strip(), 0, frozenset(), "handwritten/everyday", "benign")
+
+
+def load_reply_openings() -> Iterator[Row]:
+    for _, line in _lines("reply_openings.txt"):
+        yield Row(line.strip(), 0, frozenset(), "handwritten/reply_openings", "response")
+
+
+def load_multilingual() -> Iterator[Row]:
+    for _, _lang, text in _fields("multilingual_benign.tsv"):
+        yield Row(text, 0, frozenset(), "handwritten/multilingual_benign", "benign")
+
+
+LOADERS = (
+    load_hard_negatives, load_harmful_requests, load_everyday, load_reply_openings,
+    load_responses_harmful, load_responses_safe, load_multilingual,
+)
+
+
+def load_all() -> Iterator[Row]:
+    """Every hand-written row, file by file."""
+    for loader in LOADERS:
+        yield from loader()

@@ -45,10 +45,8 @@ from recipe_templates import load_templates  # noqa: E402
 
 def _load_handwritten_v2() -> Iterable[Row]:
     """Hand-written and templated rows of 2.x (models/default/data/, handwritten.py)."""
-    try:
-        import handwritten
-    except ImportError:  # TEMP until the data lands
-        return []
+    import handwritten
+
     return handwritten.load_all()
 
 

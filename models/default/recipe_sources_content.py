@@ -17,11 +17,13 @@ def _sample(rows: list, n: int, seed: int) -> list:
     return rows[:n]
 
 
-def load_davidson(max_offensive: int = 2500, seed: int = 0) -> Iterator[Row]:
+def load_davidson(max_offensive: int = 1500, seed: int = 0, max_neither: int = 2000) -> Iterator[Row]:
     rows = _csv("davidson_hate_offensive/labeled_data.csv")
     offensive = [r for r in rows if r["class"] == "1"]
     random.Random(seed).shuffle(offensive)
-    keep = {id(r) for r in offensive[:max_offensive]}
+    neither = [r for r in rows if r["class"] == "2"]
+    random.Random(seed + 1).shuffle(neither)
+    keep = {id(r) for r in offensive[:max_offensive] + neither[:max_neither]}
     for r in rows:
         t = clean_tweet(r["tweet"])
         if len(t) < 8:
@@ -30,7 +32,7 @@ def load_davidson(max_offensive: int = 2500, seed: int = 0) -> Iterator[Row]:
             yield _unsafe(t, "davidson/hate", "content", extra={"hate", "toxic"})
         elif r["class"] == "1" and id(r) in keep:
             yield _unsafe(t, "davidson/offensive", "content", extra={"toxic"})
-        elif r["class"] == "2":
+        elif r["class"] == "2" and id(r) in keep:
             yield _safe(t, "davidson/neither", "content")
 
 
@@ -63,7 +65,7 @@ def load_rtp() -> Iterator[Row]:
                 yield Row(line.strip(), 1, frozenset(cats), f"rtp/{attr}", "content")
 
 
-def load_paradetox(n: int = 3000, seed: int = 11) -> Iterator[Row]:
+def load_paradetox(n: int = 2000, seed: int = 11) -> Iterator[Row]:
     """Toxic sentences with crowd-written non-toxic paraphrases: the closest pairs this collection has."""
     lines = _text("paradetox/paradetox/paradetox.tsv").splitlines()[1:]
     for line in _sample(lines, n, seed):
@@ -77,7 +79,7 @@ def load_paradetox(n: int = 3000, seed: int = 11) -> Iterator[Row]:
                 break  # one paraphrase per toxic sentence keeps the pair balanced
 
 
-def load_toxic_spans(n: int = 2500, seed: int = 12) -> Iterator[Row]:
+def load_toxic_spans(n: int = 1500, seed: int = 12) -> Iterator[Row]:
     """Civil Comments posts: toxic when most raters marked a toxic span or the whole post, benign when
     at least two thirds said 'not toxic'; the rest are left out."""
     spanned = {r["annotation"] for r in _csv("toxic_spans/data/spans.csv")}
@@ -102,7 +104,7 @@ def load_toxic_spans(n: int = 2500, seed: int = 12) -> Iterator[Row]:
         yield _safe(t, "toxic_spans/not_toxic", "content")
 
 
-def load_hatexplain(n: int = 2500, seed: int = 13) -> Iterator[Row]:
+def load_hatexplain(n: int = 1500, seed: int = 13) -> Iterator[Row]:
     """HateXplain as normalised by MBIB: label 1 is hate speech; 0 mixes normal and merely offensive posts."""
     rows = _csv("hatexplain_mbib/MBIB/datasets/092_HateXplain/092-HateXplain.csv")
     hate = [r["text"] for r in rows if r["label"] == "1" and len(r["text"]) > 10]

@@ -12,7 +12,7 @@ from recipe_rows import Row, _csv, _json, _safe, _unsafe
 _MAX_CHARS = 1200  # long role-play replies: the opening carries the compliance signal the stream gate sees
 
 
-def load_gptfuzz(n_safe: int = 2200, seed: int = 21) -> Iterator[Row]:
+def load_gptfuzz(n_safe: int = 1600, seed: int = 21) -> Iterator[Row]:
     """LLM replies to jailbreak prompts, hand-labelled jailbroken (1) or not (0)."""
     rows = _csv("gptfuzz_labeled_responses/datasets/responses_labeled/train.csv")
     rows += _csv("gptfuzz_labeled_responses/datasets/responses_labeled/evaluate.csv")
@@ -28,19 +28,19 @@ def load_gptfuzz(n_safe: int = 2200, seed: int = 21) -> Iterator[Row]:
             yield _safe(t, "gptfuzz/refused", "response")
 
 
-def load_diasafety() -> Iterator[Row]:
+def load_diasafety(n_safe: int = 2500, seed: int = 22) -> Iterator[Row]:
     """Chatbot replies labelled in context. Only 'Offending User' unsafe replies are unsafe on their own
     (insults); the other unsafe kinds (agreeing with the user, ignoring a risk) depend on the context
     this model does not see, so they are left out. Safe replies of every kind are negatives."""
-    for f in ("train", "val", "test"):
-        for r in _json(f"diasafety/DiaSafety_dataset/{f}.json"):
-            t = r["response"].strip()
-            if len(t) < 6:
-                continue
-            if r["label"] == "Safe":
-                yield _safe(t, "diasafety/safe", "response")
-            elif r["category"] == "Offending User":
-                yield _unsafe(t, "diasafety/offending", "response", extra={"toxic"})
+    rows = [r for f in ("train", "val", "test") for r in _json(f"diasafety/DiaSafety_dataset/{f}.json")]
+    safe = [r for r in rows if r["label"] == "Safe"]
+    random.Random(seed).shuffle(safe)
+    for r in safe[:n_safe]:
+        if len(r["response"].strip()) >= 6:
+            yield _safe(r["response"], "diasafety/safe", "response")
+    for r in rows:
+        if r["label"] == "Unsafe" and r["category"] == "Offending User" and len(r["response"].strip()) >= 6:
+            yield _unsafe(r["response"], "diasafety/offending", "response", extra={"toxic"})
 
 
 def load_safetext() -> Iterator[Row]:

@@ -63,6 +63,11 @@ def augment(rows: list[rd.Row], rng: random.Random, max_chars: int = 300) -> lis
         return list(rows)
     out = list(rows)
     for r in rows:
+        if r.kind == "response" and r.label == 0 and r.source.startswith("handwritten/"):
+            words = r.text.split()
+            if len(words) > 4:  # the stream gate sees every reply a few words at a time
+                k = rng.randint(2, min(12, len(words) - 1))
+                out.append(replace(r, text=" ".join(words[:k]), source=r.source + "+prefix"))
         if len(r.text) > max_chars or r.kind == "document":
             continue
         for name, share in AUGMENT:

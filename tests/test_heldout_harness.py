@@ -245,6 +245,16 @@ def test_measure_runs_every_set_side_by_side(tmp_path, fixture_model, capsys):
     assert {p for p, _ in s3s4} == {"default", "minimal", "strict"}
     assert s3s4[("default", str(fixture_model))]["blocked"] == 1 and s3s4[("default", str(fixture_model))]["total"] == 2
     assert "| probe_everyday | prompt | 2 | 0 |" in out and "| leet |" in out and "| ru |" in out
+    # an all-safe set shows its FPR only; the bars table reads the same figures
+    assert f"| probe_everyday | prompt | 2 | 0 | {fixture_model} | - | - | - | 0.000 | - |" in out
+    assert "| FPR, benign look-alikes | <= 0.05 | 1.000 no |" in out
+    assert "| S3/S4 probes blocked, every shipped policy | all | default 1/2, minimal " in out
+    # a run of one set writes results.partial.json and leaves the full results alone
+    full = (sets / "results.json").read_bytes()
+    assert measure.main(["--sets-dir", str(sets), "-m", "profanity-check", "--set", "probe_everyday"]) == 0
+    assert (sets / "results.json").read_bytes() == full
+    assert list(json.loads((sets / "results.partial.json").read_text())["sets"]) == ["probe_everyday"]
+    assert measure.main(["--sets-dir", str(sets), "-m", "profanity-check", "--set", "nope"]) == 2
 
 
 def test_measure_measures_an_identical_model_once(tmp_path, fixture_model):

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "models" / "default"
 sys.path.insert(0, str(MODEL_DIR))
 import heldout  # noqa: E402
+import heldout_public  # noqa: E402
 import measure  # noqa: E402
 
 PROBES = {
@@ -152,7 +153,7 @@ def test_ethos_labels_by_its_own_half_cut_and_unquotes_lines(tmp_path):
     (tmp_path / "ethos").mkdir()
     (tmp_path / "ethos" / "Ethos_Dataset_Binary.csv").write_text(
         'comment;isHate\nThey are vermin;1.0\nNice day;0.0\n"On ""Guess That Gender"";0.5"\nmeh;0.3333\n', encoding="utf-8")
-    rows = heldout.ethos(tmp_path)[0].rows
+    rows = heldout_public.ethos(tmp_path)[0].rows
     assert [(r["text"], r["label"]) for r in rows] == [
         ("They are vermin", 1), ("Nice day", 0), ('On "Guess That Gender"', 1), ("meh", 0)]
 
@@ -168,7 +169,7 @@ def _xlsx(path: Path, cells: list[str]) -> None:
 
 
 def test_xsafety_samples_the_same_lines_in_every_language(tmp_path, monkeypatch):
-    monkeypatch.setattr(heldout, "XSAFETY_PER_TYPE", 3)
+    monkeypatch.setattr(heldout_public, "XSAFETY_PER_TYPE", 3)
     base = tmp_path / "xsafety"
     for lang in ("en", "sp", "bn"):
         (base / lang).mkdir(parents=True)
@@ -177,7 +178,7 @@ def test_xsafety_samples_the_same_lines_in_every_language(tmp_path, monkeypatch)
     (base / "sp" / "Insult.csv").write_text("\n".join(f"es {t}" for t in lines), encoding="utf-8")
     _xlsx(base / "bn" / "Insult_n.xlsx", [f"bn {t}" for t in lines])
     (base / "en" / "commonsense.csv").write_text("a quiz, left out\n", encoding="utf-8")
-    s = heldout.xsafety(tmp_path)[0]
+    s = heldout_public.xsafety(tmp_path)[0]
     by = {}
     for r in s.rows:
         assert r["label"] == 1 and r["type"] == "Insult"
@@ -190,7 +191,7 @@ def test_bio_overrefusal_keeps_tiers_1_to_4_as_safe(tmp_path):
     (tmp_path / "bio_overrefusal" / "data").mkdir(parents=True)
     recs = [{"query": f"q{t}", "tier": t, "legitimacy": "legitimate" if t < 5 else "ambiguous"} for t in range(1, 6)]
     (tmp_path / "bio_overrefusal" / "data" / "queries.jsonl").write_text("\n".join(map(json.dumps, recs)), encoding="utf-8")
-    rows = heldout.bio_overrefusal(tmp_path)[0].rows
+    rows = heldout_public.bio_overrefusal(tmp_path)[0].rows
     assert [(r["text"], r["label"], r["category"]) for r in rows] == [(f"q{t}", 0, f"tier{t}") for t in range(1, 5)]
 
 
@@ -201,14 +202,15 @@ def test_no_training_file_names_the_harness():
     for f in [MODEL_DIR / "train.py", *MODEL_DIR.glob("recipe_*.py")]:
         src = f.read_text(encoding="utf-8")
         # no import of the harness and no path to its files (work/heldout)
-        assert not re.search(r"(import|from)\s+(heldout|measure)\b|heldout\.py|[\"'/]heldout[\"'/]", src), f
+        assert not re.search(r"(import|from)\s+(heldout\w*|measure)\b|heldout\.py|[\"'/]heldout[\"'/]", src), f
 
 
 def test_training_code_cannot_import_the_harness(tmp_path):
     script = tmp_path / "recipe_sneaky.py"
-    script.write_text(f"import sys\nsys.path.insert(0, {str(MODEL_DIR)!r})\nimport heldout\n", encoding="utf-8")
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and "evaluation-only" in r.stderr
+    for module in ("heldout", "heldout_public", "measure"):
+        script.write_text(f"import sys\nsys.path.insert(0, {str(MODEL_DIR)!r})\nimport {module}\n", encoding="utf-8")
+        r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "evaluation-only" in r.stderr, module
 
 
 # ---------------------------------------------------------------- measure.py end to end

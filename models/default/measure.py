@@ -258,7 +258,7 @@ def render(reports: dict, s3s4: list[dict], policy: str) -> tuple[str, dict]:
         parts += ["", "### Issue 8 bars", "", bars]
     if obf:
         parts += ["", "### Obfuscated probes (harmful probes and look-alikes transformed)", "", obf]
-    for name, what, title in ((OBF_CLEAN, "category", "Hand-written probes per category (recall on harmful, FPR on its look-alikes)"),
+    for name, what, title in ((OBF_CLEAN, "category", "Hand-written probes per category (recall on harmful, FPR on its look-alikes; flagged = warn or block)"),
                               ("probe_responses", "category", "Hand-written responses per category (role response)"),
                               ("probe_multilingual", "lang", "Hand-written multilingual probes per language"),
                               ("xsafety", "lang", "XSafety per language (all unsafe)"),

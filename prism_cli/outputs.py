@@ -10,6 +10,7 @@ A write that fails (full disk, closed stdout) is one InputError naming the path:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -200,10 +201,89 @@ def silence_stdout() -> None:
         pass
 
 
+_CLOSED = "<stdout>: closed; redirect stdout (or use --out where a command has it)"
+
+
+class _ClosedStdout:
+    """Stands in for a stdout that was closed before prism started (`prism ... >&-`): output
+    that would have been lost without a word is an error (exit 2) instead."""
+
+    encoding = "utf-8"
+
+    def write(self, s: str) -> int:
+        raise InputError(_CLOSED)
+
+    @property
+    def buffer(self) -> Any:
+        raise InputError(_CLOSED)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+_KEPT: list[Any] = []
+
+
+class _StdoutRaw(io.RawIOBase):
+    """fd 1 underneath a new sys.stdout: a failing write is one InputError naming <stdout>."""
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1
+
+    def isatty(self) -> bool:
+        return os.isatty(1)
+
+    def write(self, b: Any) -> int:
+        try:
+            return os.write(1, b)
+        except (BrokenPipeError, BlockingIOError, InterruptedError):
+            raise
+        except OSError as e:
+            silence_stdout()  # what is still buffered goes nowhere at exit instead of failing again
+            raise InputError(f"<stdout>: cannot write ({e.strerror or e})") from None
+
+
+def guard_stdout() -> None:
+    """At CLI start-up: stdout's write errors (a full disk, /dev/full) become one line and exit 2
+    instead of an internal error; a closed fd 1 is taken by /dev/null (so no file prism opens
+    lands there) and writing to it becomes an error instead of output lost without a word."""
+    old = sys.stdout
+    if old is None:
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            if fd != 1:
+                os.close(fd)
+        except OSError:
+            pass
+        sys.stdout = _ClosedStdout()  # type: ignore[assignment]
+        return
+    try:
+        old.flush()
+        encoding, errors, tty = old.encoding, old.errors, old.isatty()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real stream (an embedding application's): leave it alone
+    _KEPT.append(old)  # fd 1 stays open: the old object must never be collected and close it
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_StdoutRaw()), encoding=encoding, errors=errors, line_buffering=tty, write_through=False
+    )
+
+
+def flush_stdout() -> None:
+    """Flush now, where a failure is still one error line, not a message at interpreter exit."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
 def stdout_file() -> OutFile:
     """stdout as an OutFile; a closed stdout is an error now, not output lost without a word."""
     if sys.stdout is None:
-        raise InputError("<stdout>: closed; redirect it or write to a file with --out")
+        raise InputError(_CLOSED)
     return _StdoutFile(sys.stdout.buffer, "<stdout>", close=False)
 
 

@@ -102,11 +102,15 @@ def test_full_device_and_closed_stdout_are_one_line_exit_2(home, policy, texts):
     cases = {
         "--out /dev/full": "prism: error: --out /dev/full: cannot write (No space left on device)",
         "> /dev/full": "prism: error: <stdout>: cannot write (No space left on device)",
-        ">&-": "prism: error: <stdout>: closed; redirect it or write to a file with --out",
+        ">&-": "prism: error: <stdout>: closed; redirect stdout (or use --out where a command has it)",
     }
     for tail, line in cases.items():
         r = run(home, f"scan {texts} -m rules -p {policy} -q {tail}")
         assert (r.returncode, r.stderr.decode().strip()) == (2, line)
+    # every command: stdout's errors are the user's to fix (exit 2), never "internal error" (exit 3)
+    for cmd, tail in [("check --text hi --json", "> /dev/full"), ("policy show default", "> /dev/full"), ("check --text hi --pass", ">&-")]:
+        r = run(home, f"{cmd} -m rules -p {policy} -q {tail}" if cmd.startswith("check") else f"{cmd} {tail}")
+        assert r.returncode == 2 and r.stderr.decode().startswith("prism: error: <stdout>: "), r.stderr
     assert os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 

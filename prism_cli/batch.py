@@ -69,7 +69,7 @@ def run_batch(
 ) -> int:
     """Run every turn in order; returns the exit code. A prompt too long for the context names its line."""
     results: list[TurnResult] = []
-    with jsonl_output(out) as f:
+    with jsonl_output(out, "--out") as f:
         for lineno, prompt in turns:
             try:
                 r = session.turn(prompt)

@@ -98,22 +98,28 @@ def _umask() -> int:
     return mask
 
 
+_FD_LINKS = ("/proc/", "/dev/fd/", "/dev/stdout", "/dev/stderr")
+
+
 def _write_through(path: str) -> bool:
-    """Special files and the kernel's own links (/dev/stdout, /proc/self/fd/1) are written into,
-    never replaced; so is any symlink chain that passes through /dev or /proc."""
+    """Special files, and the kernel's links to open descriptors (/dev/stdout, /proc/self/fd/1, or a
+    symlink chain through them), are written into, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            return True
+    except OSError:
+        pass
     p = os.path.abspath(path)
     for _ in range(40):
-        if p.startswith(("/dev/", "/proc/")):
+        if p.startswith(_FD_LINKS):
             return True
         try:
             target = os.readlink(p)
         except OSError:
-            break
+            return False
         p = os.path.normpath(os.path.join(os.path.dirname(p), target))
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
-    except OSError:
-        return False
+    return False
 
 
 def _label(path: str, what: str | None) -> str:

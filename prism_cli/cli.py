@@ -43,7 +43,9 @@ def main() -> None:
     import signal
 
     from prism_cli.commands.common import error_line
+    from prism_cli.outputs import flush_stdout, guard_stdout
 
+    guard_stdout()
     if hasattr(signal, "SIGPIPE"):  # `prism ... | head` ends quietly, like other Unix filters
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
@@ -57,6 +59,11 @@ def main() -> None:
         sys.stderr.close()
         sys.exit(0)
     except SystemExit:
+        try:
+            flush_stdout()
+        except PrismError as e:
+            error_line(str(e))
+            sys.exit(e.exit_code)
         raise
     except UnicodeDecodeError as e:
         error_line(f"invalid UTF-8 input ({e.reason})")
@@ -66,3 +73,4 @@ def main() -> None:
             raise
         error_line(f"internal error: {type(e).__name__}: {e} (PRISM_DEBUG=1 shows the traceback)")
         sys.exit(EXIT_MODERATOR)
+

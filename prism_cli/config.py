@@ -9,7 +9,11 @@ from typing import Any
 import yaml
 
 from prism_cli.errors import InputError
+from prism_cli.inputs import decode, read_bounded
+from prism_cli.outputs import write_atomic
 from prism_cli.paths import config_file
+
+_MAX_BYTES = 1_000_000
 
 KEYS: dict[str, str] = {
     "moderator": "default moderator (a registry name, model folder or .gguf file)",
@@ -23,9 +27,10 @@ def load() -> dict[str, Any]:
     path = config_file()
     if not path.is_file():
         return {}
+    text = decode(read_bounded(path, _MAX_BYTES, what="config file"), str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
         raise InputError(f"{path}: unreadable config ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: config must be a mapping of keys to values")
@@ -46,9 +51,7 @@ def set_value(key: str, value: Any) -> Path:
         data[key] = value
     path = config_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, yaml.safe_dump(data, sort_keys=True))
     return path
 
 

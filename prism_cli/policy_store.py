@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from prism_cli import config
-from prism_cli.errors import PolicyError
+from prism_cli.errors import InputError, PolicyError
+from prism_cli.inputs import decode, read_bounded
+from prism_cli.outputs import write_atomic
 from prism_cli.paths import shipped_policies_dir, user_policies_dir
 from prism_cli.policy import Policy, parse_policy
 
@@ -22,7 +23,7 @@ def policy_dirs() -> list[Path]:
 def find_policy(name_or_path: str) -> Path:
     p = Path(name_or_path).expanduser()
     if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
+        if not p.exists() or p.is_dir():
             raise PolicyError(f"{name_or_path}: no such policy file")
         return p
     for d in policy_dirs():
@@ -35,33 +36,32 @@ def find_policy(name_or_path: str) -> Path:
 
 
 def read_text(path: Path) -> str:
+    """The policy's text through the shared reader core: one bounded read, strict UTF-8, no NUL bytes."""
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise PolicyError(f"{path}: cannot read ({e.strerror})") from None
-    if len(raw) > _MAX_BYTES:
-        raise PolicyError(f"{path}: too large for a policy ({len(raw)} bytes)")
-    if b"\0" in raw:
-        raise PolicyError(f"{path}: binary file, not a YAML policy")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise PolicyError(f"{path}:{line}: invalid UTF-8") from None
+        return decode(read_bounded(path, _MAX_BYTES, what="policy"), str(path))
+    except PolicyError:
+        raise
+    except InputError as e:
+        raise PolicyError(str(e)) from None
 
 
 def load_policy(name_or_path: str | None = None, _chain: tuple[Path, ...] = ()) -> Policy:
     """Load and validate a policy, following `extends` (shipped name or relative path)."""
     spec = name_or_path or config.get("policy") or DEFAULT_POLICY
-    path = find_policy(str(spec)).resolve()
-    if path in _chain:
+    path = find_policy(str(spec))
+    path = path.resolve() if path.is_file() else path  # a pipe (<(...)) has no other name to resolve to
+    return _parse(read_text(path), path, _chain)
+
+
+def _parse(text: str, path: Path, chain: tuple[Path, ...]) -> Policy:
+    if path in chain:
         raise PolicyError(f"{path}: 'extends' forms a cycle")
 
     def resolve(base_spec: str) -> Policy:
         rel = path.parent / base_spec
-        return load_policy(str(rel) if rel.is_file() else base_spec, _chain + (path,))
+        return load_policy(str(rel) if rel.is_file() else base_spec, chain + (path,))
 
-    return parse_policy(read_text(path), str(path), resolve=resolve)
+    return parse_policy(text, str(path), resolve=resolve)
 
 
 def list_policies() -> dict[str, Path]:
@@ -112,12 +112,7 @@ def init_policy(name: str, base: str, dest: Path | None, full: bool, force: bool
             f"  #   rules:\n"
             f"  #     keywords: [the ending, plot twist]\n"
         )
+    _parse(text, target.resolve(), ())  # what we write must validate before it becomes visible
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    try:
-        load_policy(str(tmp))  # what we write must validate before it becomes visible
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(target, text)
     return target

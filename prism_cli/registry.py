@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from prism_cli.errors import InputError
+from prism_cli.outputs import write_atomic
 from prism_cli.paths import models_dir, shipped_models_dir
 
 REGISTRY_ENV = "PRISM_REGISTRY"
@@ -293,13 +294,7 @@ def fsync_file(path: Path) -> None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def staging_dir(name: str) -> Path:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from prism_cli.errors import EXIT_ALLOW, EXIT_BLOCK, EXIT_MODERATOR, InputError
 from prism_cli.gate import Gate
-from prism_cli.textio import Record, Source
+from prism_cli.records import Record, Source
 from prism_cli.verdict import Decision, Verdict
 
 Row = dict[str, Any]
@@ -179,7 +179,7 @@ def run_scan(
         for rec in src.records(opts.field, opts.column):
             seen += 1
             if rec.error is not None and not opts.skip_bad:
-                raise InputError(f"{rec.file}:{rec.line}: {rec.error}")
+                raise rec.fail()
             if batch.add(rec):
                 summary.bytes_read = done + src.pos
                 step()

@@ -128,7 +128,7 @@ def test_batch_bad_input_exit_2_before_loading_anything(gemma_path, tmp_path):
     out = tmp_path / "t.jsonl"
     r = prism([gemma_path, "-m", "rules", "-p", str(pol), "--batch", str(bad), "--out", str(out)])
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [f"prism: error: {bad}:3: missing key 'prompt' (or 'text')"]
+    assert r.stderr.strip().splitlines() == [f"prism: error: {bad}:3: no 'text' or 'prompt' field"]
     assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
     r = prism([str(tmp_path / "missing.gguf"), "-m", "rules", "-p", str(pol)], "hello\n")
     assert r.returncode == 2 and "missing.gguf: no such model file" in r.stderr and "Traceback" not in r.stderr

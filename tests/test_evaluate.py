@@ -120,10 +120,10 @@ def test_jsonl_prompt_key_accepted(tmp_path):
     [
         ('{"text": "x", "label": 2}', ":2: label: expected 0/1"),
         ('{"text": "x", "label": "maybe"}', ":2: label:"),
-        ('{"text": "x"}', ":2: missing key 'label'"),
-        ('{"label": 1}', ":2: missing key 'text'"),
-        ('{"text": "  ", "label": 1}', ":2: text: empty text"),
-        ('{"text": 5, "label": 1}', ":2: text: must be a string"),
+        ('{"text": "x"}', ":2: no 'label' field"),
+        ('{"label": 1}', ":2: no 'text' or 'prompt' field"),
+        ('{"text": "  ", "label": 1}', ":2: empty text"),
+        ('{"text": 5, "label": 1}', ":2: field 'text' is a number, expected a string"),
         ('{"text": "x", "label": 1, "category": [1]}', ":2: category:"),
         ('["x", 1]', ":2: expected a JSON object"),
         ('{"text": "x", "label": 1', ":2: invalid JSON"),
@@ -143,7 +143,7 @@ def test_invalid_utf8_and_nul_bytes(tmp_path):
     with pytest.raises(InputError, match=r"u\.jsonl:2: invalid UTF-8"):
         list(read_labeled(p))
     p = _write(tmp_path, "n.csv", b"text,label\nab\0c,1\n", "wb")
-    with pytest.raises(InputError, match=r"n\.csv:2: binary data"):
+    with pytest.raises(InputError, match=r"n\.csv:2: binary file"):
         list(read_labeled(p))
 
 
@@ -162,10 +162,10 @@ def test_csv_quoted_multiline_and_variants(tmp_path):
     "content, message",
     [
         ("text,label\nok,0\nbad,7\n", ":3: label:"),
-        ("text,label\nok,0\ntoo,many,fields\n", ":3: expected 2 fields, got 3"),
+        ("text,label\nok,0\ntoo,many,fields\n", ":3: row has 3 fields, the header has 2"),
         ('text,label\nok,0\n"unclosed,1\n', ":3: malformed CSV"),
-        ("words,label\nok,0\n", ":1: header must name the columns 'text' and 'label'"),
-        ("", ": empty file"),
+        ("words,label\nok,0\n", ":1: no 'text' or 'prompt' column in the header"),
+        ("", ": no texts (empty file)"),
     ],
 )
 def test_csv_malformed(tmp_path, content, message):

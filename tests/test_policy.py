@@ -126,7 +126,7 @@ def test_extends_cycle_and_unknown_base(tmp_path):
 
 @pytest.mark.parametrize(
     "content, expect",
-    [(b"", "empty policy"), (b"\x00\x01binary", "binary file"), (b"name: \xff\n", ":1: invalid UTF-8")],
+    [(b"", "empty policy"), (b"\x00\x01binary", ":1: binary data"), (b"name: \xff\n", ":1: invalid UTF-8")],
 )
 def test_bad_files(tmp_path, content, expect):
     f = tmp_path / "p.yaml"

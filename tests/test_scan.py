@@ -178,7 +178,7 @@ def test_malformed_jsonl_stops_or_is_recorded_with_skip_bad(tmp_path, home, mode
     assert [o["line"] for o in out] == [1, 2, 3, 4, 5]
     assert [o.get("decision") for o in out] == ["allow", None, None, "block", None]
     assert out[1] == {"file": str(f), "line": 2, "error": "invalid JSON (Expecting ',' delimiter at column 17)"}
-    assert out[2]["error"].startswith("no 'prompt' or 'text' field")
+    assert out[2]["error"] == "no 'text' or 'prompt' field"
     assert out[4]["error"] == "field 'prompt' is a number, expected a string"
     assert "bad lines 3" in err(r)
 
@@ -237,7 +237,7 @@ def test_missing_file_and_bad_options(tmp_path, home, model):
     c = tmp_path / "a.csv"
     c.write_text("x,y\n1,2\n")
     r = prism(home, "scan", c, "-m", model)
-    assert r.returncode == 2 and f"{c}:1: no 'prompt' or 'text' column" in err(r)
+    assert r.returncode == 2 and f"{c}:1: no 'text' or 'prompt' column" in err(r)
 
 
 def test_a_moderator_that_cannot_run_fails_closed(tmp_path, home):

@@ -37,8 +37,9 @@ def test_detect_format():
     assert detect_format("a.JSONL", None) == "jsonl"
     assert detect_format("a.ndjson", None) == "jsonl"
     assert detect_format("a.csv", None) == "csv"
-    assert detect_format("a.log", None) == "txt"
-    assert detect_format("-", None) == "txt"
+    assert detect_format("a.txt", None) == "txt"
+    assert detect_format("a.log", None) is None  # sniffed from the first line
+    assert detect_format("-", None) is None
     assert detect_format("a.txt", "csv") == "csv"
     with pytest.raises(InputError, match="--format"):
         detect_format("a.txt", "xml")
@@ -90,7 +91,7 @@ def test_jsonl_fields_ids_and_every_kind_of_malformed_line(tmp_path):
     lines = [
         {"prompt": "p1", "id": 7},
         {"text": "t2"},
-        {"prompt": "p3", "text": "ignored"},
+        {"prompt": "p3", "text": "t3"},
         "[1, 2]",
         "{broken",
         {"other": "x"},
@@ -101,17 +102,18 @@ def test_jsonl_fields_ids_and_every_kind_of_malformed_line(tmp_path):
     ]
     p.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
     got = records(p)
-    assert [(r.line, r.text, r.rid) for r in got[:3]] == [(1, "p1", 7), (2, "t2", None), (3, "p3", None)]
+    # one key order everywhere: text, then prompt
+    assert [(r.line, r.text, r.rid) for r in got[:3]] == [(1, "p1", 7), (2, "t2", None), (3, "t3", None)]
     assert got[0].has_id and not got[1].has_id
     errors = {r.line: r.error for r in got if r.error}
     assert errors[4] == "expected a JSON object, got an array"
     assert errors[5].startswith("invalid JSON")
-    assert errors[6].startswith("no 'prompt' or 'text' field")
+    assert errors[6] == "no 'text' or 'prompt' field"
     assert errors[7] == "field 'prompt' is a number, expected a string"
     assert "surrogate" in errors[8]
     assert 9 not in errors and got[-1].line == 10 and got[-1].text == ""
-    by_field = records(p, field="text")
-    assert by_field[0].error == "no 'text' field" and by_field[2].text == "ignored"
+    by_field = records(p, field="prompt")
+    assert by_field[1].error == "no 'prompt' field" and by_field[2].text == "p3"
 
 
 def test_csv_quoting_multiline_ids_and_bad_rows(tmp_path):
@@ -144,7 +146,7 @@ def test_csv_column_choice_and_header_errors(tmp_path):
     with pytest.raises(InputError, match=r"a.csv:1: no column 'nope'"):
         records(p, column="nope")
     p.write_text("a,b\n1,2\n")
-    with pytest.raises(InputError, match="no 'prompt' or 'text' column"):
+    with pytest.raises(InputError, match="no 'text' or 'prompt' column"):
         records(p)
 
 

@@ -25,7 +25,7 @@ def chat(
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt."),
     chat_format: Optional[str] = typer.Option(None, "--chat-format", help="Chat template when the GGUF has none (or to override it)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (reproducible replies with --temp > 0)."),
-    batch: Optional[str] = typer.Option(None, "--batch", "-b", help="Run the prompts in FILE (txt lines or JSONL) as a batch session."),
+    batch: Optional[str] = typer.Option(None, "--batch", "-b", help="Run the prompts in FILE (txt lines, JSONL or CSV; text, then prompt) as a batch session."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the JSONL transcript here (batch: instead of stdout; REPL: on exit)."),
     policy: Optional[str] = PolicyOpt,
     moderator: Optional[str] = ModeratorOpt,

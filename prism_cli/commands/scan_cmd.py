@@ -17,9 +17,9 @@ def register(app: typer.Typer) -> None:
 def scan(
     files: List[str] = typer.Argument(..., metavar="FILE...", help="Files to moderate (.txt, .jsonl, .csv) or '-' for stdin."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Write verdicts to FILE (atomically) instead of stdout."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="txt, jsonl or csv; by extension otherwise (stdin: txt)."),
-    field: Optional[str] = typer.Option(None, "--field", help="JSONL key holding the text (default: prompt, then text)."),
-    column: Optional[str] = typer.Option(None, "--column", help="CSV column holding the text (default: prompt, then text)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="txt, jsonl or csv; by extension otherwise (stdin and other names: sniffed from the first line)."),
+    field: Optional[str] = typer.Option(None, "--field", help="JSONL key holding the text (default: text, then prompt)."),
+    column: Optional[str] = typer.Option(None, "--column", help="CSV column holding the text (default: text, then prompt)."),
     role: str = typer.Option("prompt", "--role", "-r", help="prompt (user inputs, p(x)) or response (model outputs, q(Y))."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Most texts per moderator call (batches start at 1 and grow while calls are quick)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Record malformed lines as error rows and go on."),
@@ -37,13 +37,14 @@ def scan(
     from prism_cli.build import build_gate
     from prism_cli.errors import InputError
     from prism_cli.scan import ScanOptions, run_scan
+    from prism_cli.outputs import silence_stdout
     from prism_cli.textio import open_output, open_sources
 
     if role not in ("prompt", "response"):
         raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    sources = open_sources(files, fmt)
+    sources = open_sources(files, fmt, column=column)
     _check_out(out, files)
     gate = build_gate(policy, moderator)
     opts = ScanOptions(role, batch_size, field, column, skip_bad, include_text, only_flagged)
@@ -52,7 +53,7 @@ def scan(
         with open_output(out) as writer, _progress(sources, show) as progress:
             summary = run_scan(sources, gate, writer.write, opts, progress, writer.flush)
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         raise typer.Exit(EXIT_SIGPIPE) from None
     if not quiet:
         _print_summary(summary, gate, out)
@@ -62,15 +63,6 @@ def scan(
 EXIT_SIGPIPE = 141
 """The reader of stdout went away (`prism scan big.txt | head`): not every text was scanned, so
 neither 0 nor 1 is true; 128 + SIGPIPE is what a shell reports for a pipe cut short."""
-
-
-def _silence_stdout() -> None:
-    """Point fd 1 at /dev/null so the interpreter's final flush does not raise again."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def _check_out(out: Optional[str], files: List[str]) -> None:

@@ -38,7 +38,7 @@ MIN_ROWS = {
 }
 MIN_REQUESTS = {"child": 60, "sex_crime": 50, "jailbreak": 40, **{c: 40 for c in hw.CATEGORIES
                                                                   if c not in ("child", "sex_crime", "jailbreak")}}
-FRAME = re.compile(r"novel|story|screenplay|script|role-?play|pretend|imagine|hypothetical|fiction|character|"
+FRAME = re.compile(r"novel|story|screenplay|role-?play|pretend|imagine|hypothetical|fiction|character|"
                    r"thriller|for a (poem|satire|political|historical)|in a (movie|scene|video game|tv)|thought experiment", re.I)
 
 

@@ -25,13 +25,11 @@ from prism_cli.paths import audit_log, log_key
 from prism_cli.verdict import Verdict
 
 CONFIG_KEY = "log"
-_OFF = {"0", "false", "no", "off"}
 
 
 def enabled() -> bool:
     """Logging is on unless the config says `log: false` (or off / no / 0)."""
-    v = config.get(CONFIG_KEY, True)
-    return not (v is False or str(v).strip().lower() in _OFF)
+    return config.get_bool(CONFIG_KEY, True)
 
 
 def set_enabled(on: bool) -> Path:

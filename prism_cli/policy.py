@@ -138,6 +138,7 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
 
 
 MAX_NODES = 100_000  # YAML nodes a policy may expand to, every alias counted as often as it is used
+MAX_CHARS = 4_000_000  # characters of scalar text it may expand to (the file itself is at most 1 MB)
 MAX_DEPTH = 32
 
 
@@ -148,12 +149,12 @@ def _children(n: yaml.Node) -> list[yaml.Node]:
 
 
 def _bound(root: yaml.Node, source: str) -> None:
-    """Refuse a document that aliases expand past MAX_NODES ("billion laughs"), that refers to
-    itself, or that nests past MAX_DEPTH, before anything walks it expanded.
+    """Refuse a document that aliases expand past MAX_NODES or MAX_CHARS ("billion laughs"), that
+    refers to itself, or that nests past MAX_DEPTH, before anything walks it expanded.
 
     Expanded sizes are summed once per distinct node, so this costs O(the file), not O(the expansion).
     """
-    size: dict[int, int] = {}
+    size: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, characters) once expanded
     open_: set[int] = set()  # nodes whose subtree is being summed: the path from the root
     stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
     while stack:
@@ -162,10 +163,14 @@ def _bound(root: yaml.Node, source: str) -> None:
         line = f"{source}:{n.start_mark.line + 1}"
         if done:
             open_.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in _children(n))
-            if size[key] > MAX_NODES:
-                raise PolicyError(f"{line}: expands to more than {MAX_NODES:,} YAML nodes through aliases; "
+            kids = [size[id(c)] for c in _children(n)]
+            nodes = 1 + sum(k[0] for k in kids)
+            chars = (len(n.value) if isinstance(n, yaml.ScalarNode) else 0) + sum(k[1] for k in kids)
+            if nodes > MAX_NODES or chars > MAX_CHARS:
+                what = f"{MAX_NODES:,} YAML nodes" if nodes > MAX_NODES else f"{MAX_CHARS:,} characters"
+                raise PolicyError(f"{line}: expands to more than {what} through aliases; "
                                   "a policy may not (a YAML alias bomb?)")
+            size[key] = (nodes, chars)
             continue
         if key in size:
             continue

@@ -49,6 +49,14 @@ def test_alias_bomb_is_refused_at_the_line_that_explodes():
     assert took < 0.5
 
 
+def test_wide_alias_of_a_long_string_is_refused():
+    # 50k aliases of one 100 kB keyword: 0.3 MB on disk, 5 GB of regex source once expanded
+    text = BASE + "    rules:\n      keywords: [&k " + "x" * 100_000 + ", " + ", ".join(["*k"] * 50_000) + "]\n"
+    assert len(text) < 1_000_000
+    took = _fails(text, "p.yaml:7: expands to more than 4,000,000 characters through aliases")
+    assert took < 1.0
+
+
 def test_recursive_and_deep_yaml_are_refused():
     _fails("name: r\ncategories: &c [*c]\n", "p.yaml:2: a YAML alias refers to a node that contains it")
     _fails("name: d\ncategories: " + "[" * 200 + "]" * 200 + "\n", "p.yaml:2: nested deeper than 32 levels")

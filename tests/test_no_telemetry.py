@@ -25,7 +25,7 @@ if STRACE is None and os.environ.get("CI"):
     raise RuntimeError("strace is missing: .ci/run installs it (apt-get install strace)")
 pytestmark = pytest.mark.skipif(STRACE is None, reason="needs strace (apt-get install strace)")
 
-SYSCALLS = "network,open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,unlink,unlinkat"
+SYSCALLS = "%network,%file"  # classes, not names: open, mkdir, rename... do not exist on every architecture
 _INET = re.compile(r"AF_INET6?\b")
 _NET_CALL = re.compile(r"^\d+\s+(socket|connect|sendto|sendmsg|sendmmsg|bind)\(")
 _WRITE_OPEN = re.compile(r'^\d+\s+(?:open|openat)\((?:AT_FDCWD, )?"([^"]*)", ([A-Z_|]+)')

@@ -1,8 +1,9 @@
 """The local decision log: one JSON line per verdict, appended to paths.audit_log().
 
-Private by default: a record holds the decision and the SHA-256 of the text, never the
-text itself unless the user asks (--log-text). The hash is enough to answer "was this
-exact text checked, and what was decided" without keeping what people typed.
+Private by default: a record holds the decision and an HMAC-SHA256 of the text, never the
+text itself unless the user asks (--log-text). The HMAC is keyed with a random per-install
+secret (keyfile.py), so whoever holds the secret can answer "was this exact text checked
+here, and what was decided", while a reader of the log alone cannot confirm a guessed text.
 Each record goes out in a single write() on an O_APPEND descriptor, so lines from
 concurrent prism processes never interleave. Turned off with the config key `log: false`.
 """
@@ -10,6 +11,7 @@ concurrent prism processes never interleave. Turned off with the config key `log
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import sys
@@ -18,17 +20,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prism_cli import config
-from prism_cli.paths import audit_log
+from prism_cli.keyfile import load_or_create
+from prism_cli.paths import audit_log, log_key
 from prism_cli.verdict import Verdict
 
 CONFIG_KEY = "log"
-_OFF = {"0", "false", "no", "off"}
 
 
 def enabled() -> bool:
     """Logging is on unless the config says `log: false` (or off / no / 0)."""
-    v = config.get(CONFIG_KEY, True)
-    return not (v is False or str(v).strip().lower() in _OFF)
+    return config.get_bool(CONFIG_KEY, True)
 
 
 def set_enabled(on: bool) -> Path:
@@ -36,15 +37,22 @@ def set_enabled(on: bool) -> Path:
     return config.set_value(CONFIG_KEY, bool(on))
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+HASH_KEY = "hmac"  # the record key holding HMAC-SHA256(secret, text), hex
+
+
+def text_hmac(text: str, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of the text under this install's secret (created on first use)."""
+    secret = key if key is not None else load_or_create(log_key())
+    return hmac.new(secret, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def record(command: str, verdict: Verdict, text: str, include_text: bool = False) -> dict[str, Any]:
+def record(
+    command: str, verdict: Verdict, text: str, include_text: bool = False, key: bytes | None = None
+) -> dict[str, Any]:
     """The log line for one verdict (an `error` key only when the moderator failed)."""
     rec: dict[str, Any] = {
         "ts": _now(),
@@ -57,7 +65,7 @@ def record(command: str, verdict: Verdict, text: str, include_text: bool = False
         "moderator": verdict.moderator,
         "policy": verdict.policy,
         "ms": round(verdict.ms, 3),
-        "sha256": sha256(text),
+        HASH_KEY: text_hmac(text, key),
     }
     if verdict.error is not None:
         rec["error"] = verdict.error
@@ -87,15 +95,16 @@ def log_verdicts(
     path = audit_log()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        key = load_or_create(log_key())
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             for v, t in zip(verdicts, texts):
-                line = json.dumps(record(command, v, t, include_text), ensure_ascii=False) + "\n"
+                line = json.dumps(record(command, v, t, include_text, key), ensure_ascii=False) + "\n"
                 _write_all(fd, line.encode("utf-8", "surrogatepass"))
         finally:
             os.close(fd)
     except OSError as e:
-        print(f"prism: warning: decision log not written ({path}: {e.strerror or e})", file=sys.stderr)
+        print(f"prism: warning: decision log not written ({e.filename or path}: {e.strerror or e})", file=sys.stderr)
         return None
     return path
 
@@ -125,6 +134,19 @@ def read_records(path: Path | None = None, last: int | None = None) -> tuple[lis
         if last is None or len(out) >= last or whole:
             return (out if last is None else out[-last:]), bad
         want = 2 * want + bad  # type: ignore[operator]
+
+
+def records_of(text: str, last: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The records of exactly this text (HMAC match), the last `last` of them, and the unreadable count.
+
+    Without this install's secret there is nothing to match: no secret, no records.
+    """
+    if not log_key().is_file():
+        return [], 0
+    h = text_hmac(text)
+    records, bad = read_records()
+    hits = [r for r in records if r.get(HASH_KEY) == h]
+    return (hits if last is None else hits[-last:]), bad
 
 
 def _tail_lines(path: Path, last: int | None, block: int = 65536) -> tuple[list[str], bool]:

@@ -1,14 +1,19 @@
-"""User configuration (config.yaml under the prism config dir): default moderator, offline switch."""
+"""User configuration (config.yaml under the prism config dir): default moderator and policy, switches.
+
+Values typed on `prism config set` are parsed here (booleans one way for every switch)
+and resolved in build.py before they are stored. A value that fails later (a hand-edited
+file, a model removed since) is reported with the key and the file it came from.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 import yaml
 
-from prism_cli.errors import InputError
+from prism_cli.errors import InputError, noting
 from prism_cli.inputs import decode, read_bounded
 from prism_cli.outputs import write_atomic
 from prism_cli.paths import config_file
@@ -21,6 +26,8 @@ KEYS: dict[str, str] = {
     "offline": "true forbids any network access, even `models pull`",
     "log": "write the local decision log (true/false; default true)",
 }
+BOOL_KEYS = {"offline", "log"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def load() -> dict[str, Any]:
@@ -41,6 +48,36 @@ def get(key: str, default: Any = None) -> Any:
     return load().get(key, default)
 
 
+def origin(key: str) -> str:
+    """Where a configured value came from, for error messages."""
+    return f"config key '{key}' in {config_file()}"
+
+
+def provenance(key: str) -> ContextManager[None]:
+    """Errors raised inside say that the value they failed on came from the config file."""
+    return noting(f"{origin(key)}; change it with `prism config set {key} ...`")
+
+
+def _to_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    low = str(value).strip().lower()
+    if low not in _TRUE + _FALSE:
+        raise InputError(f"config key {key!r} takes true or false, got {value!r}")
+    return low in _TRUE
+
+
+def get_bool(key: str, default: bool) -> bool:
+    """A switch from the config file; a value that is not a boolean is an error naming key and file."""
+    value = get(key)
+    if value is None:
+        return default
+    try:
+        return _to_bool(key, value)
+    except InputError:
+        raise InputError(f"{origin(key)} takes true or false, got {value!r}") from None
+
+
 def set_value(key: str, value: Any) -> Path:
     if key not in KEYS:
         raise InputError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
@@ -55,19 +92,12 @@ def set_value(key: str, value: Any) -> Path:
     return path
 
 
-_BOOL_KEYS = {"offline"}
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
 def parse_value(key: str, raw: str) -> Any:
-    """A value typed on the command line, checked for its key (booleans stay booleans)."""
+    """A value typed on the command line, parsed for its key (booleans stay booleans)."""
     if key not in KEYS:
         raise InputError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
-    if key in _BOOL_KEYS:
-        low = raw.strip().lower()
-        if low not in _TRUE + _FALSE:
-            raise InputError(f"config key {key!r} takes true or false, got {raw!r}")
-        return low in _TRUE
+    if key in BOOL_KEYS:
+        return _to_bool(key, raw)
     if not raw.strip():
         raise InputError(f"config key {key!r} needs a value (use `prism config unset {key}` to clear it)")
     return raw.strip()
@@ -81,5 +111,4 @@ def offline() -> bool:
     env = os.environ.get("PRISM_OFFLINE", "").lower()
     if env in ("1", "true", "yes"):
         return True
-    v = get("offline", False)
-    return v is True or str(v).lower() in ("1", "true", "yes")
+    return get_bool("offline", False)

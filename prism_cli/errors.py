@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
 EXIT_ALLOW = 0
 EXIT_BLOCK = 1
 EXIT_USAGE = 2
@@ -34,3 +37,20 @@ class ModelNotFound(ModeratorError):
 
 class EngineFailed(PrismError):
     """The wrapped chat model could not run (bad file, server down, context overflow): exit 2."""
+
+
+@contextmanager
+def noting(where: str) -> Iterator[None]:
+    """A PrismError raised inside gains "(from WHERE)": a value that fails says where it was set."""
+    try:
+        yield
+    except PrismError as e:
+        raise type(e)(f"{e} (from {where})") from None
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """'did you mean X? ' for the close matches of a mistyped name, or ''."""
+    import difflib
+
+    near = difflib.get_close_matches(word, list(dict.fromkeys(options)), n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(near)}? " if near else ""

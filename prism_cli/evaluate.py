@@ -99,9 +99,9 @@ def load_gate(spec: str | None, policy: Policy, **options: object) -> Gate:
         from prism_cli.moderators.profanity import ProfanityModerator
 
         return Gate(policy, [ProfanityModerator()])
-    from prism_cli.moderators.loader import choose_spec, load_moderator
+    from prism_cli.moderators.loader import load_chosen
 
-    return Gate(policy, [load_moderator(choose_spec(spec, policy), policy, **options)])
+    return Gate(policy, [load_chosen(spec, policy, **options)])
 
 
 def _norm(s: str) -> str:

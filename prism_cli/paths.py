@@ -56,6 +56,11 @@ def audit_log() -> Path:
     return data_dir() / "audit.jsonl"
 
 
+def log_key() -> Path:
+    """The per-install secret keying the log's text hashes (keyfile.py)."""
+    return data_dir() / "log.key"
+
+
 def _resource(name: str) -> Path:
     """A shipped resource: inside the wheel (prism_cli/NAME) or, in a source checkout, at the repo root."""
     inside = PACKAGE_DIR / name

@@ -16,7 +16,7 @@ from prism_cli.errors import PolicyError
 
 ROLES = ("prompt", "response")
 ACTIONS = ("block", "warn", "log")
-ON_ERROR = ("block", "warn", "allow")
+ON_ERROR = ("block",)  # prism fails closed: a text no moderator could check is never released
 OVERALL = "unsafe"
 
 
@@ -74,6 +74,10 @@ class Policy:
     stream: Stream = Stream()
     source: str = "<policy>"
 
+    def __post_init__(self) -> None:
+        if self.on_error not in ON_ERROR:  # also for policies built in Python, not parsed
+            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}: prism fails closed")
+
     def category(self, cid: str) -> Category | None:
         for c in self.categories:
             if c.id == cid:
@@ -100,6 +104,8 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     loader = loader_cls(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _bound(node, source)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -129,6 +135,52 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
 
     walk(node, ())
     return data, lines
+
+
+MAX_NODES = 100_000  # YAML nodes a policy may expand to, every alias counted as often as it is used
+MAX_CHARS = 4_000_000  # characters of scalar text it may expand to (the file itself is at most 1 MB)
+MAX_DEPTH = 32
+
+
+def _children(n: yaml.Node) -> list[yaml.Node]:
+    if isinstance(n, yaml.MappingNode):
+        return [x for kv in n.value for x in kv]
+    return list(n.value) if isinstance(n, yaml.SequenceNode) else []
+
+
+def _bound(root: yaml.Node, source: str) -> None:
+    """Refuse a document that aliases expand past MAX_NODES or MAX_CHARS ("billion laughs"), that
+    refers to itself, or that nests past MAX_DEPTH, before anything walks it expanded.
+
+    Expanded sizes are summed once per distinct node, so this costs O(the file), not O(the expansion).
+    """
+    size: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, characters) once expanded
+    open_: set[int] = set()  # nodes whose subtree is being summed: the path from the root
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        n, depth, done = stack.pop()
+        key = id(n)
+        line = f"{source}:{n.start_mark.line + 1}"
+        if done:
+            open_.discard(key)
+            kids = [size[id(c)] for c in _children(n)]
+            nodes = 1 + sum(k[0] for k in kids)
+            chars = (len(n.value) if isinstance(n, yaml.ScalarNode) else 0) + sum(k[1] for k in kids)
+            if nodes > MAX_NODES or chars > MAX_CHARS:
+                what = f"{MAX_NODES:,} YAML nodes" if nodes > MAX_NODES else f"{MAX_CHARS:,} characters"
+                raise PolicyError(f"{line}: expands to more than {what} through aliases; "
+                                  "a policy may not (a YAML alias bomb?)")
+            size[key] = (nodes, chars)
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise PolicyError(f"{line}: a YAML alias refers to a node that contains it; a policy may not be recursive")
+        if depth > MAX_DEPTH:
+            raise PolicyError(f"{line}: nested deeper than {MAX_DEPTH} levels; a policy may not")
+        open_.add(key)
+        stack.append((n, depth, True))
+        stack.extend((c, depth + 1, False) for c in _children(n))
 
 
 def _fmt(path: Path_) -> str:
@@ -229,7 +281,10 @@ def parse_policy(
     defaults = ck.mapping(d.get("defaults", {}) or {}, ("defaults",), _DEFAULTS)
     threshold = ck.prob(defaults.get("threshold", base.threshold if base else 0.5), ("defaults", "threshold"))
     action = ck.choice(defaults.get("action", base.action if base else "block"), ("defaults", "action"), ACTIONS)
-    on_error = ck.choice(defaults.get("on_error", base.on_error if base else "block"), ("defaults", "on_error"), ON_ERROR)
+    on_error = defaults.get("on_error", base.on_error if base else "block")
+    if on_error not in ON_ERROR:
+        raise ck.fail(("defaults", "on_error"), f"must be block, got {on_error!r}: prism fails closed, so a text "
+                      "that no moderator could check is blocked (exit 3), never warned about or allowed")
 
     overall = base.overall if base else None
     if "overall" in d:
@@ -314,13 +369,12 @@ def parse_policy(
 
 
 def _check_regex(ck: _Checker, pattern: str, path: Path_) -> None:
-    import re
+    from prism_cli.patterns import PatternError, check
 
     try:
-        re.compile(pattern)
-    except re.error as e:
-        raise ck.fail(path, f"invalid regular expression: {e}") from None
-
+        check(pattern)
+    except PatternError as e:
+        raise ck.fail(path, f"invalid regular expression (RE2 syntax): {e}") from None
 
 
 def policy_to_dict(policy: Policy) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prism_cli import config
-from prism_cli.errors import InputError, PolicyError
+from prism_cli.errors import InputError, PolicyError, suggest
 from prism_cli.inputs import decode, read_bounded
 from prism_cli.outputs import write_atomic
 from prism_cli.paths import shipped_policies_dir, user_policies_dir
@@ -32,7 +32,8 @@ def find_policy(name_or_path: str) -> Path:
             if f.is_file():
                 return f
     names = ", ".join(sorted(list_policies())) or "none"
-    raise PolicyError(f"unknown policy {name_or_path!r} (available: {names}; or give a YAML file)")
+    raise PolicyError(f"unknown policy {name_or_path!r} ({suggest(name_or_path, list_policies())}available: {names}; "
+                      "or give a YAML file)")
 
 
 def read_text(path: Path) -> str:

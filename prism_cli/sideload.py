@@ -32,18 +32,21 @@ def _copy_hashing(src: Path, dst: Path) -> str:
 
 
 def _check_onnx_folder(folder: Path) -> None:
+    """prism.json valid key by key, the tokenizer and model load, and the model's output has one
+    column per label (classifier_config.py)."""
     from prism_cli.errors import ModeratorError
-    from prism_cli.moderators.classifier import read_config
+    from prism_cli.moderators.classifier_config import check_session, read_config
 
     try:
-        read_config(folder)
+        cfg = read_config(folder)
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         Tokenizer.from_file(str(folder / "tokenizer.json"))
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        check_session(ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"]),
+                      cfg, folder)
     except ModeratorError as e:
         raise InputError(str(e)) from None
     except Exception as e:  # noqa: BLE001 - onnxruntime/tokenizers raise many types; one line for the user
@@ -56,6 +59,10 @@ def add_local(src: Path, name: str, prompt_format: str | None = None) -> Install
     When `name` is a catalogue entry with a published sha256, the file must match it.
     """
     check_name(name)
+    from prism_cli.moderators.loader import RESERVED
+
+    if name in RESERVED:
+        raise InputError(f"{name!r} is reserved (--moderator {name} means the built-in {name} moderator); choose another name")
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
     entry = load_catalogue().get(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import multiprocessing as mp
 
@@ -28,14 +29,23 @@ def _verdict(vid="0", decision=Decision.BLOCK, error=None):
                    scores={"S2": 0.91}, unsafe=0.93, moderator="rules", policy="default", ms=1.25, error=error)
 
 
-def test_text_is_never_logged_by_default_only_its_hash(home):
+def _keyed(home, text: str) -> str:
+    return hmac.new((home / "log.key").read_bytes(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_text_is_never_logged_by_default_only_its_keyed_hash(home):
     path = audit.log_verdicts("check", [_verdict()], [SECRET])
     assert path == home / "audit.jsonl" and path.is_file()
     raw = path.read_text(encoding="utf-8")
     assert "hunter2" not in raw and "neighbour" not in raw
     (rec,) = [json.loads(ln) for ln in raw.splitlines()]
-    assert set(rec) == {"ts", "command", "id", "role", "decision", "flagged", "unsafe", "moderator", "policy", "ms", "sha256"}
-    assert rec["sha256"] == hashlib.sha256(SECRET.encode()).hexdigest()
+    assert set(rec) == {"ts", "command", "id", "role", "decision", "flagged", "unsafe", "moderator", "policy", "ms", "hmac"}
+    # a reader of the log cannot confirm a guess with plain SHA-256; the install's secret can
+    assert rec["hmac"] != hashlib.sha256(SECRET.encode()).hexdigest()
+    assert rec["hmac"] == _keyed(home, SECRET)
+    key = home / "log.key"
+    assert key.stat().st_size == 32 and key.stat().st_mode & 0o777 == 0o600
+    assert key.read_bytes().hex() not in raw
     assert (rec["command"], rec["decision"], rec["flagged"], rec["unsafe"], rec["policy"]) == ("check", "block", ["S2"], 0.93, "default")
     assert rec["ts"].endswith("Z") and rec["ts"][:4].isdigit()
     assert path.stat().st_mode & 0o077 == 0  # readable by its owner only
@@ -115,7 +125,7 @@ def test_logs_list_path_and_json(home):
     assert ids == ["3", "4", "5"]
     r = runner.invoke(_app(), ["logs", "list", "-n", "2"])
     assert r.exit_code == 0 and "block" in r.stdout and "rules" in r.stdout
-    assert hashlib.sha256(b"t5").hexdigest()[:12] in r.stdout
+    assert _keyed(home, "t5")[:12] in r.stdout
     recs, bad = audit.read_records()
     assert len(recs) == 6 and bad == 1
     r = runner.invoke(_app(), ["logs", "path"])
@@ -131,3 +141,56 @@ def test_logs_off_and_on(home, monkeypatch):
     assert audit.log_verdicts("check", [_verdict()], ["x"]) is None
     assert runner.invoke(_app(), ["logs", "on"]).exit_code == 0
     assert audit.enabled() and audit.log_verdicts("check", [_verdict()], ["x"]) is not None
+
+
+def test_secret_is_per_install_and_stable(home, tmp_path, monkeypatch):
+    audit.log_verdicts("check", [_verdict("a")], [SECRET])
+    audit.log_verdicts("check", [_verdict("b")], [SECRET])
+    key = (home / "log.key").read_bytes()
+    a, b = audit.read_records()[0]
+    assert a["hmac"] == b["hmac"]  # repeats of one text are recognisable on this install
+    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "other"))
+    audit.log_verdicts("check", [_verdict("c")], [SECRET])
+    (c,), _ = audit.read_records()
+    assert c["hmac"] != a["hmac"]  # another install's secret: the same text does not match
+    assert (home / "log.key").read_bytes() == key
+
+
+def _make_key(home: str, q) -> None:
+    import os
+
+    os.environ["PRISM_HOME"] = home
+    from prism_cli import audit as a
+
+    q.put(a.text_hmac("same"))
+
+
+def test_concurrent_first_use_agrees_on_one_secret(home):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_make_key, args=(str(home), q)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len({q.get(timeout=5) for _ in procs}) == 1
+    assert sorted(f.name for f in home.iterdir()) == ["log.key"]  # no temporary file left behind
+
+
+def test_damaged_secret_is_not_replaced_and_the_log_is_skipped(home, capsys):
+    home.mkdir(parents=True)
+    (home / "log.key").write_bytes(b"short")
+    assert audit.log_verdicts("check", [_verdict()], [SECRET]) is None
+    err = capsys.readouterr().err
+    assert "log.key" in err and "32-byte" in err and "decision log not written" in err
+    assert (home / "log.key").read_bytes() == b"short" and not (home / "audit.jsonl").exists()
+
+
+def test_logs_list_text_finds_the_records_of_one_text(home):
+    runner = CliRunner()
+    r = runner.invoke(_app(), ["logs", "list", "--text", SECRET, "--json"])
+    assert r.exit_code == 0 and r.stdout == ""  # no secret yet: nothing can match
+    audit.log_verdicts("check", [_verdict("1"), _verdict("2"), _verdict("3")], [SECRET, "other", SECRET])
+    r = runner.invoke(_app(), ["logs", "list", "--text", SECRET, "--json"])
+    assert [json.loads(ln)["id"] for ln in r.stdout.splitlines()] == ["1", "3"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import pty
@@ -103,7 +104,8 @@ def test_batch_mid_stream_block_and_blocked_prompt_exit_1(gemma_path, greedy_rep
     assert [(x["command"], x["role"], x["decision"]) for x in logged] == [
         ("chat", "prompt", "allow"), ("chat", "response", "block"), ("chat", "prompt", "block")]
     assert "dynamite" not in log and PROMPT not in log and word not in log
-    assert logged[0]["sha256"] == hashlib.sha256(PROMPT.encode()).hexdigest()
+    key = (tmp_path / "home" / "log.key").read_bytes()
+    assert logged[0]["hmac"] == hmac.new(key, PROMPT.encode(), hashlib.sha256).hexdigest()
 
 
 def test_batch_all_allowed_exit_0_and_atomic_out_file(gemma_path, tmp_path):

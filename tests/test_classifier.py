@@ -69,7 +69,7 @@ def test_unsafe_from_one_minus_safe_and_softmax(tmp_path):
         (lambda f: (f / "prism.json").write_text("{not json"), "prism.json: unreadable"),
         (lambda f: (f / "prism.json").write_text('{"labels": []}'), "key 'labels' must be a non-empty list"),
         (lambda f: (f / "prism.json").write_text('{"labels": ["a"], "activation": "relu"}'), "key 'activation'"),
-        (lambda f: (f / "prism.json").write_text('{"labels": ["a"], "unsafe": "b"}'), "label 'b' is not in 'labels'"),
+        (lambda f: (f / "prism.json").write_text('{"labels": ["a"], "unsafe": "b"}'), "key 'unsafe' must name one of the labels"),
     ],
 )
 def test_bad_model_folders_are_one_line_errors(tmp_path, breakage, message):

@@ -139,7 +139,7 @@ def test_eval_moderator_that_cannot_run_exits_3(files, env, tmp_path):
     pol, jl, _ = files
     folder = tmp_path / "broken"
     folder.mkdir()
-    (folder / "prism.json").write_text('{"name": "broken", "labels": ["unsafe"]}')
+    (folder / "prism.json").write_text('{"name": "broken", "labels": ["unsafe"], "unsafe": "unsafe"}')
     (folder / "tokenizer.json").write_text("{}")
     (folder / "model.onnx").write_bytes(b"\x00garbage")
     r = prism(["eval", str(jl), "--json", "-m", str(folder), "-p", str(pol)], env, tmp_path)

@@ -274,7 +274,7 @@ def test_evaluate_fails_on_moderator_error_and_on_empty_input(tmp_path):
 
     folder = tmp_path / "broken"
     folder.mkdir()
-    (folder / "prism.json").write_text('{"name": "broken", "labels": ["unsafe"]}')
+    (folder / "prism.json").write_text('{"name": "broken", "labels": ["unsafe"], "unsafe": "unsafe"}')
     (folder / "tokenizer.json").write_text("{}")
     (folder / "model.onnx").write_bytes(b"not an onnx model")
     gate = Gate(pol, [ClassifierModerator(folder)])

@@ -123,10 +123,7 @@ def test_failing_moderator_blocks_every_text_in_the_batch():
     vs = g.check_batch(["a", "b"], "prompt", ["1", "2"])
     assert [v.decision for v in vs] == [Decision.BLOCK, Decision.BLOCK]
     assert all(v.error == "moderator failed: model file vanished" for v in vs)
-    lenient = parse_policy(
-        "name: l\ndefaults: {on_error: warn}\ncategories: [{id: a, name: A, description: d}]\n", "l.yaml"
-    )
-    assert Gate(lenient, [Broken()]).check("a", "prompt").decision is Decision.WARN
+    # no policy can turn a failure into a release (tests/test_hostile_policy.py: on_error must be block)
 
 
 def test_wrong_number_of_scores_fails_closed():

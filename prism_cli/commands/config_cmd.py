@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 config_app = typer.Typer(help="Your defaults: moderator, policy, offline.", no_args_is_help=True)
@@ -32,25 +30,16 @@ def get(key: str = typer.Argument(..., help="moderator, policy or offline")) -> 
 
 @config_app.command("set")
 def set_(key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
-    """Set a value. Example: prism config set moderator llama-guard-3-1b"""
+    """Set a value; it is checked first. Example: prism config set moderator llama-guard-3-1b"""
     from prism_cli import config
+    from prism_cli.build import check_config_value
+    from prism_cli.commands.common import notice
 
-    parsed = config.parse_value(key, value)
+    parsed, note = check_config_value(key, config.parse_value(key, value))
     path = config.set_value(key, parsed)
-    if key == "moderator":
-        _warn_unknown_moderator(str(parsed))
-    print(f"prism: {key} = {_show(parsed)} ({path})", file=sys.stderr)
-
-
-def _warn_unknown_moderator(name: str) -> None:
-    from pathlib import Path
-
-    from prism_cli.registry import find_installed, load_catalogue
-
-    if name == "rules" or name.startswith("cascade:") or Path(name).expanduser().exists():
-        return
-    if find_installed(name) is None and not getattr(load_catalogue().get(name), "bundled", False):
-        print(f"prism: note: {name!r} is not installed yet (prism models pull {name}, or prism models add)", file=sys.stderr)
+    if note:
+        notice(f"note: {note}")
+    notice(f"{key} = {_show(parsed)} ({path})")
 
 
 @config_app.command("unset")

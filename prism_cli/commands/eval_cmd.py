@@ -36,7 +36,7 @@ def eval_file(
     from prism_cli.errors import InputError
     from prism_cli.eval_data import read_labeled
     from prism_cli.evaluate import evaluate, load_gate, parse_map, rounded
-    from prism_cli.policy_store import load_policy
+    from prism_cli.build import resolve_policy
 
     if role not in ("prompt", "response"):
         raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
@@ -45,7 +45,7 @@ def eval_file(
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     rows = read_labeled(file, limit)
-    pol = load_policy(policy)
+    pol = resolve_policy(policy)
     mapping = parse_map(cmap or [], pol)
     specs = list(dict.fromkeys(moderator or [None]))
     gates = [load_gate(s, pol) for s in specs]

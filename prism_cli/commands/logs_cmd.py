@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Optional
 
 import typer
 
@@ -19,15 +20,16 @@ def register(app: typer.Typer) -> None:
 def list_logs(
     n: int = typer.Option(20, "-n", "--last", help="How many of the latest records."),
     json_out: bool = typer.Option(False, "--json", help="One JSON record per line on stdout."),
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="Only the records of this exact text (matched by its keyed hash)."),
 ) -> None:
     """Show the latest decisions, oldest first. Example: prism logs list -n 5"""
-    from prism_cli.audit import enabled, read_records
+    from prism_cli.audit import enabled, read_records, records_of
     from prism_cli.commands.common import notice
     from prism_cli.errors import InputError
 
     if n < 1:
         raise InputError(f"-n must be at least 1, got {n}")
-    records, bad = read_records(last=n)
+    records, bad = read_records(last=n) if text is None else records_of(text, last=n)
     if bad:
         notice(f"skipped {bad} unreadable line(s) in the log")
     if json_out:
@@ -41,7 +43,7 @@ def list_logs(
     from rich.table import Table
 
     table = Table()
-    for col in ("time (UTC)", "command", "id", "role", "decision", "flagged", "unsafe", "moderator", "policy", "sha256"):
+    for col in ("time (UTC)", "command", "id", "role", "decision", "flagged", "unsafe", "moderator", "policy", "hash"):
         table.add_column(col, justify="right" if col == "unsafe" else "left")
     for r in records:
         unsafe = r.get("unsafe")
@@ -49,7 +51,7 @@ def list_logs(
             str(r.get("ts", "")).replace("T", " ").rstrip("Z"), str(r.get("command", "")), str(r.get("id", "")),
             str(r.get("role", "")), str(r.get("decision", "")) + (" (error)" if r.get("error") else ""),
             ", ".join(r.get("flagged") or []), f"{unsafe:.2f}" if isinstance(unsafe, (int, float)) else "",
-            str(r.get("moderator", "")), str(r.get("policy", "")), str(r.get("sha256", ""))[:12],
+            str(r.get("moderator", "")), str(r.get("policy", "")), str(r.get("hmac") or r.get("sha256") or "")[:12],
         )
     width = None if sys.stdout.isatty() else 240
     Console(file=sys.stdout, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, width=width).print(table)

@@ -13,34 +13,14 @@ onnxruntime and tokenizers are imported here only, on first use.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Role
+from prism_cli.moderators.classifier_config import CONFIG, check_session, read_config  # noqa: F401 (re-exported)
 from prism_cli.verdict import Scores
-
-CONFIG = "prism.json"
-_ACTIVATIONS = ("sigmoid", "softmax", "none")
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    cfg_path = folder / CONFIG
-    for f in (folder / "model.onnx", folder / "tokenizer.json", cfg_path):
-        if not f.is_file():
-            raise ModeratorError(f"{folder}: not a classifier model folder (missing {f.name})")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModeratorError(f"{cfg_path}: unreadable ({e})") from None
-    labels = cfg.get("labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        raise ModeratorError(f"{cfg_path}: key 'labels' must be a non-empty list of strings")
-    if cfg.get("activation", "sigmoid") not in _ACTIVATIONS:
-        raise ModeratorError(f"{cfg_path}: key 'activation' must be one of {', '.join(_ACTIVATIONS)}")
-    return cfg
 
 
 class ClassifierModerator:
@@ -98,8 +78,7 @@ class ClassifierModerator:
         except Exception as e:  # noqa: BLE001 - corrupt/truncated model files surface as one line
             raise ModeratorError(f"{self.folder}: cannot load classifier ({str(e).splitlines()[0][:200]})") from None
         self._inputs = [i.name for i in sess.get_inputs()]
-        outs = [o.name for o in sess.get_outputs()]
-        self._output = self.cfg.get("output") or outs[0]
+        self._output = check_session(sess, self.cfg, self.folder)
         self._session, self._tokenizer = sess, tok
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:

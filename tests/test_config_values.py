@@ -1,0 +1,114 @@
+"""`prism config set` checks a value before storing it; a configured value that fails later says
+it came from the config (key and file); an empty --moderator or --policy is an error, not a default."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hub_server import write_classifier_folder  # noqa: E402
+
+from prism_cli import audit, config  # noqa: E402
+from prism_cli.build import check_config_value  # noqa: E402
+from prism_cli.errors import InputError  # noqa: E402
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def prism(home: Path, *args: str):
+    env = {**os.environ, "PRISM_HOME": str(home), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "prism_cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def one_error(r, code: int = 2) -> str:
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prism: error: ") and "Traceback" not in r.stderr, r.stderr
+    return lines[0][len("prism: error: "):]
+
+
+def test_config_set_policy_refuses_unknown_names_and_suggests(home):
+    line = one_error(prism(home, "config", "set", "policy", "strcit"))
+    assert line.startswith("unknown policy 'strcit' (did you mean strict? available: default, minimal, strict")
+    assert not (home / "config.yaml").exists()
+
+
+def test_config_set_policy_file_must_validate_and_is_stored_absolute(home, tmp_path, monkeypatch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\ncategories: 5\n")
+    with pytest.raises(InputError, match=rf"^{bad}:2: categories: must be a list"):
+        check_config_value("policy", str(bad))
+    good = tmp_path / "good.yaml"
+    good.write_text("name: g\nextends: strict\n")
+    monkeypatch.chdir(tmp_path)
+    assert check_config_value("policy", "good.yaml") == (str(good), None)
+
+
+def test_config_set_moderator_must_resolve(home, tmp_path):
+    with pytest.raises(InputError, match=r"^unknown moderator 'prism-defualt': .*did you mean prism-default\?"):
+        check_config_value("moderator", "prism-defualt")
+    with pytest.raises(InputError, match="unknown moderator 'nosuch'"):
+        check_config_value("moderator", "cascade:rules,nosuch")
+    with pytest.raises(InputError, match="expected cascade:FIRST,SECOND"):
+        check_config_value("moderator", "cascade:rules")
+    with pytest.raises(InputError, match="not a moderator"):
+        check_config_value("moderator", str(tmp_path))
+    value, note = check_config_value("moderator", "llama-guard-3-1b")
+    assert value == "llama-guard-3-1b" and "not installed yet" in note
+    assert check_config_value("moderator", "rules") == ("rules", None)
+    folder = write_classifier_folder(tmp_path / "clf")
+    assert check_config_value("moderator", str(folder)) == (str(folder.resolve()), None)
+
+
+def test_booleans_parse_one_way_for_every_switch(home):
+    for key in ("offline", "log"):
+        for raw, want in (("yes", True), ("Off", False), ("1", True), ("false", False)):
+            assert config.parse_value(key, raw) is want
+        with pytest.raises(InputError, match=f"config key '{key}' takes true or false, got 'maybe'"):
+            config.parse_value(key, "maybe")
+    assert "true or false" in one_error(prism(home, "config", "set", "log", "maybe"))
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text("log: 'no'\noffline: 'on'\n")
+    assert audit.enabled() is False and config.offline() is True
+    (home / "config.yaml").write_text("log: maybe\n")
+    with pytest.raises(InputError, match=rf"^config key 'log' in {home / 'config.yaml'} takes true or false, got 'maybe'$"):
+        audit.enabled()
+
+
+@pytest.mark.parametrize("content, code, expect", [
+    ("policy: strcit\n", 2, "unknown policy 'strcit' (did you mean strict?"),
+    ("moderator: nosuch\n", 3, "unknown moderator 'nosuch'"),
+    ("moderator: ''\n", 2, "a moderator name or path is needed, got ''"),
+])
+def test_a_configured_value_that_fails_names_the_config(home, content, code, expect):
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text(content)
+    line = one_error(prism(home, "check", "--text", "hello"), code)
+    key = content.split(":")[0]
+    assert line.startswith(expect) and line.endswith(f"(from config key '{key}' in {home / 'config.yaml'}; "
+                                                     f"change it with `prism config set {key} ...`)"), line
+
+
+def test_a_policy_moderator_that_fails_names_the_policy(home, tmp_path):
+    pol = tmp_path / "p.yaml"
+    pol.write_text("name: p\nextends: default\nmoderator: nosuch\n")
+    line = one_error(prism(home, "check", "--policy", str(pol), "--text", "hello"), 3)
+    assert line.startswith("unknown moderator 'nosuch'") and line.endswith(f"(from 'moderator' in {pol})")
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["-m", ""], "--moderator needs a name, got an empty string"),
+    (["--moderator", "  "], "--moderator needs a name, got an empty string"),
+    (["-p", ""], "--policy needs a name or a YAML file, got an empty string"),
+])
+def test_empty_moderator_or_policy_is_an_error(home, args, expect):
+    assert one_error(prism(home, "check", "--text", "hello", *args)).startswith(expect)

@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("PRISM_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked shared_data read the public data sets beside the repo. A fresh clone of this repo
+    alone has none: those tests are skipped with a reason there, and CI (which has the data) sets
+    PRISM_REQUIRE_SHARED_DATA=1 so that a missing folder fails instead of skipping."""
+    if (shared_data_dir() / "README.md").is_file():
+        return
+    if os.environ.get("PRISM_REQUIRE_SHARED_DATA") == "1":
+        raise pytest.UsageError(f"PRISM_REQUIRE_SHARED_DATA=1 but {shared_data_dir()} has no data sets")
+    skip = pytest.mark.skip(reason=f"needs the public data sets in {shared_data_dir()} (or set PRISM_DATA)")
+    for item in items:
+        if "shared_data" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True, scope="session")

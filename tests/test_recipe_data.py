@@ -17,6 +17,7 @@ sys.modules["recipe_data"] = rd
 spec.loader.exec_module(rd)
 
 DATA = rd.data_dir()
+pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +62,7 @@ def test_labels_and_categories_of_each_kind():
     chem = next(r for t, r in hb.items() if t.startswith("Give detailed instructions for making dimethylmercury"))
     assert chem.label == 1 and "weapons" in chem.cats and chem.kind == "request"
     assert not any("lyrics" in t.lower() and r.source == "harmbench" for t, r in hb.items())  # copyright rows skipped
+    assert any("child" in r.cats for r in rd.load_red_instruct())
 
     coco = list(rd.load_coconot())
     contrast = [r for r in coco if r.source == "coconot/contrast"]
@@ -75,6 +77,11 @@ def test_labels_and_categories_of_each_kind():
     tox = list(rd.load_toxigen())
     assert {r.label for r in tox} == {0, 1}
     assert all("hate" in r.cats for r in tox if r.label == 1) and all(not r.cats for r in tox if r.label == 0)
+
+    para = list(rd.load_paradetox(n=50))
+    assert {r.label for r in para} == {0, 1} and all("toxic" in r.cats for r in para if r.label)
+    resp = list(rd.load_gptfuzz(n_safe=20))
+    assert all(r.kind == "response" for r in resp) and sum(r.label == 0 for r in resp) == 20
 
     dav = list(rd.load_davidson(max_offensive=100))
     assert sum(r.source == "davidson/offensive" for r in dav) == 100
@@ -130,8 +137,10 @@ def test_prism_data_env_overrides_the_folder(tmp_path, monkeypatch):
     assert all(r.label == 1 for r in rows) and "crime" in rows[1].cats
 
 
-def test_handwritten_lookalikes_are_not_in_the_training_data():
+def test_held_out_probes_are_not_in_the_training_data():
     test_set = {rd.normalize(t) for t in (ROOT / "tests" / "data" / "benign_lookalikes.txt").read_text().splitlines() if t.strip()}
     assert len(test_set) >= 100
+    probes = rd.heldout_keys()
+    assert len(probes) > len(test_set) + 1000  # tests/data/probes/* are read too
     train_keys = {rd.normalize(r.text) for r in rd.load_all()}
-    assert not (test_set & train_keys)
+    assert not (test_set & train_keys) and not (probes & train_keys)

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-FROZEN_LAYERS = 1  # embeddings + the first layer stay as pretrained: faster steps, less drift on small data
+FROZEN_LAYERS = 3  # embeddings + the lower half stay as pretrained: half the backward cost on a 2-core CPU, less drift on small data
 
 
 def minilm_dir() -> Path:
@@ -152,7 +152,7 @@ def train(
         opt.step()
         sched.step()
         run = 0.98 * run + 0.02 * float(loss) if step else float(loss)
-        if step % 200 == 0 or step == total - 1:
+        if step % 50 == 0 or step == total - 1:
             el = time.time() - t0
             log(f"  step {step + 1}/{total} loss {run:.4f} {el:.0f}s elapsed, ~{el / (step + 1) * (total - step - 1):.0f}s left")
     model.eval()

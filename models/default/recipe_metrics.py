@@ -38,11 +38,6 @@ def block_decision(probs: np.ndarray, overall: float = 0.5, cat: float = 0.5) ->
     return (probs[:, 0] >= overall) | (probs[:, mapped] >= cat).any(1)
 
 
-def risk_score(probs: np.ndarray) -> np.ndarray:
-    mapped = [0] + [rd.LABELS.index(k) for k in rd.CATEGORY_MAP]
-    return probs[:, mapped].max(1)
-
-
 # ---------------------------------------------------------------- evaluation sets
 from recipe_calibrate import CLEAR_SOURCES  # noqa: E402
 
@@ -87,9 +82,3 @@ def eval_sets(test: list[rd.Row]) -> dict[str, list[dict]]:
         "jailbreak_injection": [row(r) for r in jail + docs + benign_req],
         "responses": [row(r) for r in responses],
     }
-
-
-def profanity_scores(texts: list[str]) -> np.ndarray:
-    from profanity_check import predict_prob
-
-    return np.asarray(predict_prob(texts), dtype=np.float64)

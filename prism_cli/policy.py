@@ -17,6 +17,8 @@ from prism_cli.errors import PolicyError
 ROLES = ("prompt", "response")
 ACTIONS = ("block", "warn", "log")
 ON_ERROR = ("block", "warn", "allow")
+CONTROVERSIAL = ("block", "allow")
+"""What a guard's "Controversial" verdict (Qwen3Guard) means for a category: counts as unsafe, or not."""
 OVERALL = "unsafe"
 
 
@@ -41,6 +43,7 @@ class Category:
     action: str = "block"
     enabled: bool = True
     rules: Rules = Rules()
+    controversial: str = "block"
 
 
 @dataclass(frozen=True)
@@ -202,8 +205,8 @@ def _kind(v: Any) -> str:
 # ---------------------------------------------------------------- parsing
 
 _TOP = {"name", "description", "based_on", "extends", "moderator", "defaults", "overall", "stream", "categories"}
-_DEFAULTS = {"threshold", "action", "on_error"}
-_CATEGORY = {"id", "name", "description", "applies_to", "threshold", "action", "enabled", "rules"}
+_DEFAULTS = {"threshold", "action", "on_error", "controversial"}
+_CATEGORY = {"id", "name", "description", "applies_to", "threshold", "action", "enabled", "rules", "controversial"}
 _RULES = {"keywords", "patterns"}
 
 
@@ -230,6 +233,7 @@ def parse_policy(
     threshold = ck.prob(defaults.get("threshold", base.threshold if base else 0.5), ("defaults", "threshold"))
     action = ck.choice(defaults.get("action", base.action if base else "block"), ("defaults", "action"), ACTIONS)
     on_error = ck.choice(defaults.get("on_error", base.on_error if base else "block"), ("defaults", "on_error"), ON_ERROR)
+    contro = ck.choice(defaults.get("controversial", "block"), ("defaults", "controversial"), CONTROVERSIAL)
 
     overall = base.overall if base else None
     if "overall" in d:
@@ -296,6 +300,8 @@ def parse_policy(
             action=ck.choice(c["action"], p + ("action",), ACTIONS) if "action" in c else (prev.action if prev else action),
             enabled=enabled,
             rules=rules,
+            controversial=ck.choice(c["controversial"], p + ("controversial",), CONTROVERSIAL) if "controversial" in c
+            else (prev.controversial if prev and "controversial" not in defaults else contro),
         )
 
     return Policy(
@@ -334,6 +340,8 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         d["action"] = c.action
         if not c.enabled:
             d["enabled"] = False
+        if c.controversial != "block":
+            d["controversial"] = c.controversial
         if c.rules:
             d["rules"] = {k: list(v) for k, v in (("keywords", c.rules.keywords), ("patterns", c.rules.patterns)) if v}
         cats.append(d)

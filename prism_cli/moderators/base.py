@@ -34,6 +34,10 @@ class Moderator(Protocol):
         """
         ...
 
-    def categories(self) -> set[str]:
-        """Policy category ids this backend can score."""
+    def categories(self, role: Role | None = None) -> set[str]:
+        """Policy category ids this backend really scores for `role` (None: for either role).
+
+        The one way a backend declares its coverage: the cascade and the gate combine only
+        these, and a category no backend declares is reported as unscored.
+        """
         ...

@@ -31,7 +31,7 @@ class RulesModerator:
             parts += [f"(?:{p})" for p in c.rules.patterns]
             self._rules.append((c.id, c.applies_to, re.compile("|".join(parts), re.IGNORECASE)))
 
-    def categories(self) -> set[str]:
+    def categories(self, role: Role | None = None) -> set[str]:
         return {cid for cid, _, _ in self._rules}
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:

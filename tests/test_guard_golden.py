@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard_tokenizers import Llama3Tokenizer, Qwen3Tokenizer, render
+from tests.guard_tokenizers import Llama3Tokenizer, Qwen3Tokenizer, render
 from prism_cli.moderators.guard_formats import _turns, get_format
 from prism_cli.moderators.guard_llm import taxonomy_for
 from prism_cli.moderators.guard_template import render_pieces, template_format

@@ -56,6 +56,10 @@ def add_local(src: Path, name: str, prompt_format: str | None = None) -> Install
     When `name` is a catalogue entry with a published sha256, the file must match it.
     """
     check_name(name)
+    from prism_cli.moderators.guard_formats import FORMATS
+
+    if prompt_format is not None and prompt_format not in FORMATS:
+        raise InputError(f"unknown guard prompt format {prompt_format!r} (one of: {', '.join(FORMATS)})")
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
     entry = load_catalogue().get(name)

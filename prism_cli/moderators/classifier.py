@@ -117,7 +117,7 @@ class ClassifierModerator:
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
         if role not in self.roles:
-            return [{} for _ in texts]  # nothing scored, not "safe": the gate reports it unscored
+            return [{} for _ in texts]  # nothing scored (not "safe"): categories() says so for this role
         if self._session is None:
             self._load()
         import numpy as np

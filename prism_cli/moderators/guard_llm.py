@@ -189,6 +189,11 @@ class GuardLLMModerator:
             raise ModeratorError(f"{self.path}: not a GGUF file")
         from prism_cli.moderators.guard_template import detect_format
 
+        if registry_name:  # an install of a catalogue guard follows the catalogue (older manifests named 1B's format llama-guard-3)
+            from prism_cli.registry import load_catalogue
+
+            entry = load_catalogue().get(registry_name)
+            prompt_format = entry.prompt_format if entry is not None and entry.prompt_format else prompt_format
         if prompt_format is None:
             prompt_format, self.format_reason = detect_format(self.path)
         else:

@@ -78,7 +78,7 @@ def detect_format(path: Path) -> tuple[str, str]:
         return fmt, "its file name"
     raise ModeratorError(
         f"{path}: not a guard model prism knows (no Llama Guard 3, Qwen3Guard or ShieldGemma template or name); "
-        "name its prompt format: prism models add FILE NAME --prompt-format FORMAT"
+        "name its prompt format: prism models add FILE --name NAME --prompt-format FORMAT"
     )
 
 

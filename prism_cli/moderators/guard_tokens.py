@@ -85,10 +85,14 @@ class PromptTokens:
         """The tokens of `answer` written right after the prompt, as one text with its last run.
 
         The answer shares the prompt's last plain run (Qwen3Guard's prompt ends with text, not a
-        control token), so it is tokenized together with it; if that changes the prompt's own
-        tail tokens (never for the shipped formats), the answer is tokenized on its own.
+        control token), so it is tokenized together with that run; if that changes the run's own
+        tokens (never for the shipped formats), the answer is tokenized on its own. Only the
+        last run is tokenized again, so many answers cost little.
         """
-        full = self.tokens([*pieces, Piece(answer)])
-        if full[: len(base)] == base:
-            return full[len(base) :]
-        return self.tok.tokenize(answer.encode("utf-8"), False, False)
+        last = self.runs(pieces)[-1:]
+        alone = self.tok.tokenize(answer.encode("utf-8"), False, False)
+        if not last or isinstance(last[0], int):
+            return alone
+        tail = self.tok.tokenize(last[0].encode("utf-8", "replace"), False, False)
+        joint = self.tok.tokenize((last[0] + answer).encode("utf-8", "replace"), False, False)
+        return joint[len(tail) :] if joint[: len(tail)] == tail and base[len(base) - len(tail) :] == tail else alone

@@ -161,3 +161,19 @@ def test_rendering_the_published_template_gives_the_same_ids(request, name, fmt,
     if fmt != "llama-guard-3":  # the 8B template has its list built in; the 1B and Qwen ones match prism's prompt
         assert pt.tokens(pieces) == pt.tokens(q.pieces)
     assert pt.tokens(pieces) == tokenizer.render(render(name, CONVERSATION, **variables))
+
+
+def test_the_exact_ids_are_pinned(llama3, qwen3):
+    """Literal ids at the places that matter, so a change of template file and code together still shows."""
+    _, _, (q,) = build("llama-guard-3-1b", "default", CONVERSATION[:1])
+    pt = PromptTokens(llama3)
+    base = pt.tokens(q.pieces)
+    assert len(base) == 208 and base[:5] == [128000, 128006, 882, 128007, 271]
+    assert base[-6:] == [13, 220, 128009, 128006, 78191, 128007]  # ". <|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+    assert pt.continuation(q.pieces, base, q.categories["unsafe"]["S13"]) == [271, 39257, 198, 50, 1032]
+    _, _, (q,) = build("qwen3guard", "default", CONVERSATION[:1])
+    pt = PromptTokens(qwen3)
+    base = pt.tokens(q.pieces)
+    assert len(base) == 312 and base[:3] == [151644, 872, 198]  # <|im_start|>user\n
+    assert base[-9:] == [151645, 198, 151644, 77091, 198, 151667, 271, 151668, 271]  # <|im_end|>...<think>\n\n</think>\n\n
+    assert pt.continuation(q.pieces, base, q.categories["unsafe"]["Jailbreak"]) == [73037, 25, 73067, 198, 20970, 25, 56146, 8960]

@@ -344,3 +344,20 @@ def test_cli_check_refuses_an_unknown_gguf_as_moderator(gguf, tmp_path):
     )
     assert r.returncode == 3, r.stderr
     assert "not a guard model prism knows" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_refused_category_puts_qwen3guards_refusal_signal_in_the_verdict(mod):
+    from prism_cli.gate import Gate
+
+    pol = parse_policy(POLICY_YAML + "  - id: refused\n    name: Refusal\n    description: The reply refuses.\n"
+                       "    applies_to: response\n    action: log\n", "t.yaml")
+    qwen = mod.with_format("qwen3guard", policy=pol, taxonomy={"Violent": ["violence"]})
+    assert qwen.categories("response") == {"violence", "refused"} and "refused" not in qwen.categories("prompt")
+    lg = mod.with_format("llama-guard-3-1b", policy=pol)
+    assert "refused" not in lg.categories() and "Refusal" not in mod.llm.detokenize(lg.prompt_tokens("x", "response")).decode()
+    v = Gate(pol, [qwen], include_rules=False).check("I won't help with that.", "response",
+                                                     context=[{"role": "user", "content": "Help me hack a bank."}])
+    assert 0.0 <= v.scores["refused"] <= 1.0 and v.decision.value in ("allow", "block")
+    assert ("refused" in v.flagged) == (v.scores["refused"] >= 0.5)
+    qwen.close()
+    lg.close()

@@ -34,7 +34,9 @@ from prism_cli.verdict import Scores
 DEFAULT_N_CTX = 4096
 _GGUF_MAGIC = b"GGUF"
 REFUSED = "refused"
-"""Scores key: P(the moderated reply is a refusal), from Qwen3Guard's 'Refusal: Yes|No' line."""
+"""Scores key: P(the moderated reply is a refusal), from Qwen3Guard's 'Refusal: Yes|No' line. A policy
+category with this id (applies_to: response, action: log) puts it in verdicts; it is never sent to a
+guard as a category of its own."""
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -132,14 +134,14 @@ def taxonomy_for(fmt: str, registry_name: str | None = None) -> tuple[dict[str, 
     with no entry scores what its codes name; ShieldGemma reads the policy's own categories.
     """
     if fmt == "shieldgemma":
-        return {}, False, frozenset()
+        return {}, False, frozenset({REFUSED})
     from prism_cli.registry import guard_entry
 
     entry = guard_entry(registry_name, fmt)
     if entry is not None and entry.taxonomy is not None:
-        return dict(entry.taxonomy), entry.custom_categories, frozenset(entry.not_scored)
+        return dict(entry.taxonomy), entry.custom_categories, frozenset({*entry.not_scored, REFUSED})
     codes = getattr(get_format(fmt), "codes", ())
-    return {code: (code,) for code in codes}, False, frozenset()
+    return {code: (code,) for code in codes}, False, frozenset({REFUSED})
 
 
 class _LlamaTokenizer:
@@ -227,7 +229,7 @@ class GuardLLMModerator:
         if taxonomy is None:
             self.taxonomy, self.custom, self.skip = taxonomy_for(self.format_name, self.registry_name)
         else:
-            self.taxonomy, self.custom, self.skip = {k: tuple(v) for k, v in taxonomy.items()}, False, frozenset()
+            self.taxonomy, self.custom, self.skip = {k: tuple(v) for k, v in taxonomy.items()}, False, frozenset({REFUSED})
         self._plans: dict[str, Plan] = {}
 
     def plan(self, role: str) -> Plan:
@@ -372,7 +374,10 @@ class GuardLLMModerator:
     def categories(self, role: Role | None = None) -> set[str]:
         """The policy ids this guard really scores (for a role, or for either): its taxonomy's, never more."""
         roles = [role] if role else ["prompt", "response"]
-        return {i for r in roles for ids in self.plan(r).labels.values() for i in ids}
+        ids = {i for r in roles for ids in self.plan(r).labels.values() for i in ids}
+        if "response" in roles and self.format_name == "qwen3guard" and REFUSED in {c.id for c in self.policy.active("response")}:
+            ids.add(REFUSED)  # its refusal line, read for responses
+        return ids
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
         with self._lock:

@@ -3,7 +3,7 @@
 Each format writes the prompt its model was trained on (checked token by token against the
 published chat templates in tests/test_guard_golden.py) and lists answer texts in the model's
 own words: Llama Guard's fixed MLCommons codes, Qwen3Guard's fixed category names. Which policy
-categories those answers feed is the taxonomy map (models/registry.yaml, guard_taxonomy.py).
+categories those answers feed is the taxonomy map (models/registry.yaml, read by guard_llm.taxonomy_for).
 
 Nothing here imports a model runtime: the formats are plain text and easy to test.
 """

@@ -78,7 +78,7 @@ def gates(model: str, threads: int) -> dict[str, Any]:
         print("note: prism_cli/moderators/guard_llm.py is missing; no guard-model run")
     else:
         try:
-            out["guard"] = build_gate("default", model, threads=threads)
+            out["guard"] = build_gate("default", model, threads=threads, prompt_format="llama-guard-3-1b")
         except PrismError as e:
             print(f"note: guard model unavailable ({e})")
     return out

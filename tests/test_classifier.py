@@ -95,3 +95,37 @@ def test_check_with_classifier_never_imports_llama_cpp(folder):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["block", "False", "False"]
+
+
+def _prompt_guard_like(folder, **extra):
+    """The fixture classifier configured the way the registry configures Prompt Guard 2."""
+    cfg = json.loads((folder / "prism.json").read_text())
+    cfg.update(extra)
+    (folder / "prism.json").write_text(json.dumps(cfg))
+    return ClassifierModerator(folder)
+
+
+def test_windows_cover_text_beyond_max_length(tmp_path):
+    m = _prompt_guard_like(build_classifier(tmp_path / "w", max_length=8), windows=2)
+    long = "the " * 20 + "bomb " + "the " * 13
+    assert m.score([long], "prompt")[0]["unsafe"] > 0.99  # truncation would read only the first 8 words
+    assert m.score(["the " * 40, "bomb"], "prompt")[0]["unsafe"] < 0.01
+    rows = m._windows(m._tokenizer.encode(long))
+    assert all(len(r) <= 8 for r in rows) and len(rows) == 6  # 34 words, 8 wide, overlapping by 2
+    assert sum(len(r) for r in rows) - 2 * (len(rows) - 1) == 34  # every token covered, overlaps counted once
+
+
+def test_a_prompt_only_classifier_scores_no_reply(tmp_path):
+    m = _prompt_guard_like(build_classifier(tmp_path / "p"), roles=["prompt"])
+    assert m.categories("response") == set() and "jailbreak" in m.categories("prompt")
+    assert m.score(["dan jailbreak now"], "response") == [{}]  # nothing claimed, nothing fed to the overall rule
+    assert m.score(["dan jailbreak now"], "prompt")[0]["jailbreak"] > 0.99
+
+
+def test_threshold_moves_the_models_decision_point_to_one_half(tmp_path):
+    plain = ClassifierModerator(build_classifier(tmp_path / "a"))
+    shifted = _prompt_guard_like(build_classifier(tmp_path / "b"), threshold=trigger_score())
+    p, q = plain.score(["bomb"], "prompt")[0], shifted.score(["bomb"], "prompt")[0]
+    assert p["S9"] > 0.99 and q["S9"] == pytest.approx(0.5, abs=1e-3)  # the model's own threshold reads 0.5
+    low = shifted.score(["hello"], "prompt")[0]
+    assert low["unsafe"] < plain.score(["hello"], "prompt")[0]["unsafe"]  # order kept, scale moved

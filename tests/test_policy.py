@@ -64,6 +64,7 @@ def test_parse_defaults_and_fields():
         (("    threshold: 0.4", "    threshold: high"), "mini.yaml:8: categories[0].threshold: must be a number between 0 and 1"),
         (("    threshold: 0.4", "    threshold: 1.5"), "mini.yaml:8: categories[0].threshold"),
         (("    action: warn", "    action: shout"), "mini.yaml:13: categories[1].action: must be one of block, warn, log"),
+        (("    action: warn", "    controversial: warn"), "mini.yaml:13: categories[1].controversial: must be one of block, allow"),
         (("    applies_to: prompt", "    applies_to: output"), "mini.yaml:12: categories[1].applies_to"),
         (("description: test", "descripton: test"), "mini.yaml:2: descripton: unknown key"),
         (("    name: Beta", "    name: Beta\n    colour: red"), "mini.yaml:11: categories[1].colour: unknown key"),
@@ -150,3 +151,14 @@ def test_round_trip_through_dict_and_init(tmp_path, monkeypatch):
     full = init_policy("fam2", "minimal", tmp_path / "full.yaml", full=True, force=False)
     assert load_policy(str(full)).categories == load_policy("minimal").categories
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_controversial_per_category_and_in_defaults():
+    import yaml
+
+    assert {c.controversial for c in load_policy("default").categories} == {"block"}  # fail closed by default
+    p = parse_policy(MINI.replace("based_on: nothing", "based_on: nothing\ndefaults: {controversial: allow}")
+                     .replace("    threshold: 0.4", "    threshold: 0.4\n    controversial: block"), "mini.yaml")
+    assert [c.controversial for c in p.categories] == ["block", "allow"]
+    again = parse_policy(yaml.safe_dump(policy_to_dict(p)), "copy.yaml")
+    assert again.categories == p.categories

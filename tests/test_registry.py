@@ -47,7 +47,27 @@ def test_shipped_catalogue_is_valid_and_pinned():
     assert [f.dest for f in pg.files] == ["model.onnx", "tokenizer.json"]
 
 
+def test_guards_map_their_own_taxonomy_onto_the_shipped_policies_ids():
+    from prism_cli.moderators.guard_formats import QWEN3GUARD_CATEGORIES
+    from prism_cli.policy_store import load_policy
+
+    cat = registry.load_catalogue()
+    ids = {c.id for name in ("default", "strict", "minimal") for c in load_policy(name).categories}
+    lg, qwen = cat["llama-guard-3-1b"], cat["qwen3guard-gen-0.6b"]
+    assert lg.prompt_format == "llama-guard-3-1b" and list(lg.taxonomy) == [f"S{i}" for i in range(1, 14)]
+    assert all(v == (k,) for k, v in lg.taxonomy.items()) and lg.custom_categories
+    assert set(lg.not_scored) == {"S14", "jailbreak"}  # not trained on them
+    assert tuple(qwen.taxonomy) == QWEN3GUARD_CATEGORIES and not qwen.custom_categories
+    for e in (lg, qwen):
+        targets = {i for v in e.taxonomy.values() for i in v}
+        assert targets <= ids and set(e.categories) == targets  # `models list` shows what is really scored
+    assert qwen.taxonomy["Jailbreak"] == ("jailbreak",) and qwen.taxonomy["Politically Sensitive Topics"] == ()
+    pg = cat["prompt-guard-2-22m"].classifier
+    assert pg["roles"] == ["prompt"] and pg["windows"] > 0 and pg["threshold"] == 0.9
+
+
 @pytest.mark.parametrize(("snippet", "message"), [
+    ("taxonomy: {S1: S1}", "key 'taxonomy' must map"),
     ("revision: main", "40-hex commit"),
     ("colour: red", "unknown key 'colour'"),
     ("sha256: abc", "64 lowercase hex"),
@@ -112,6 +132,11 @@ def test_add_gguf_records_hash_then_verify_catches_tampering(tmp_path, home):
     assert len(problems) == 1 and "does not match" in problems[0]
     registry.remove("myguard")
     assert registry.find_installed("myguard") is None and not (home / "models" / "myguard").exists()
+
+
+def test_add_refuses_an_unknown_prompt_format(tmp_path):
+    with pytest.raises(InputError, match="unknown guard prompt format 'llama-guard-9'"):
+        add_local(tmp_path / "g.gguf", "g", "llama-guard-9")  # refused before the file is even read
 
 
 def test_add_refuses_registry_name_with_other_bytes(tmp_path):

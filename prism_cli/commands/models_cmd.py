@@ -123,7 +123,7 @@ def pull(
 def add(
     path: Path = typer.Argument(..., help="A .gguf file, or an ONNX classifier folder (model.onnx, tokenizer.json, prism.json)."),
     name: str = typer.Option(..., "--name", "-n", help="The name to install it under."),
-    prompt_format: Optional[str] = typer.Option(None, "--prompt-format", help="Guard prompt format of a .gguf (e.g. llama-guard-3)."),
+    prompt_format: Optional[str] = typer.Option(None, "--prompt-format", help="Guard prompt format of a .gguf: llama-guard-3-1b, llama-guard-3 (8B), qwen3guard or shieldgemma (default: told by its chat template or name)."),
 ) -> None:
     """Sideload a model from a local file (air-gapped machines); its format is checked and its sha256 recorded."""
     from prism_cli.sideload import add_local

@@ -34,6 +34,10 @@ class Moderator(Protocol):
         """
         ...
 
-    def categories(self) -> set[str]:
-        """Policy category ids this backend can score."""
+    def categories(self, role: Role | None = None) -> set[str]:
+        """Policy category ids this backend really scores for `role` (None: for either role).
+
+        The one way a backend declares its coverage: the cascade combines only these, and a
+        category no backend declares is one nothing scores (DESIGN: reported, never passed).
+        """
         ...

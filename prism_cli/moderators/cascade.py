@@ -2,8 +2,10 @@
 
 Spec: "cascade:FIRST,SECOND[,low,high]". FIRST and SECOND are moderator specs (registry name,
 model folder, .gguf file, "rules"). A text whose FIRST unsafe score is in [low, high) is sent
-to SECOND and gets SECOND's scores (plus FIRST's for categories SECOND does not cover); every
-other text keeps FIRST's scores. Most traffic is clearly safe, so the guard model's cost is
+to SECOND and gets SECOND's scores for the categories SECOND declares it really scores (its
+`categories(role)`) and its overall score; FIRST keeps every other category (a guard that was
+never trained on jailbreaks does not overwrite the classifier's jailbreak score). Every other
+text keeps FIRST's scores. Most traffic is clearly safe, so the guard model's cost is
 paid only on the uncertain band.
 """
 
@@ -36,8 +38,8 @@ class CascadeModerator:
         """Texts scored by FIRST, and (below) by SECOND: how much the band saves."""
         self.texts_second = 0
 
-    def categories(self) -> set[str]:
-        return set(self.first.categories()) | set(self.second.categories())
+    def categories(self, role: Role | None = None) -> set[str]:
+        return set(self.first.categories(role)) | set(self.second.categories(role))
 
     def in_band(self, scores: Scores) -> bool:
         return self.low <= unsafe_of(scores) < self.high
@@ -49,10 +51,11 @@ class CascadeModerator:
         if unsure:
             second = self.second.score([texts[i] for i in unsure], role, context)
             self.texts_second += len(unsure)
-            covered = set(self.second.categories()) | {OVERALL}
+            covered = set(self.second.categories(role)) | {OVERALL}
+            owned = set(self.first.categories(role))
             for i, s in zip(unsure, second):
-                kept = {k: v for k, v in out[i].items() if k not in covered}
-                out[i] = {**kept, **s}
+                taken = {k: v for k, v in s.items() if k in covered or k not in owned}
+                out[i] = {**out[i], **taken}
         return out
 
 

@@ -7,7 +7,12 @@ A model folder holds:
   prism.json       {"name", "version", "labels": [...], "activation": "sigmoid"|"softmax"|"none",
                     "max_length": 128, "output": optional output name,
                     "category_map": {label: policy category id or [ids]},
-                    "unsafe": label giving P(unsafe) | {"one_minus": safe label} | null (max of categories)}
+                    "unsafe": label giving P(unsafe) | {"one_minus": safe label} | null (max of categories),
+                    "roles": ["prompt"] (optional: the roles it applies to; default both),
+                    "windows": 64 (optional: cover long texts with overlapping max_length windows sharing
+                               this many tokens, and take the maximum; default: truncate),
+                    "threshold": 0.9 (optional: the score where the model's own runtime decides;
+                               scores are shifted on the logit scale so that it reads 0.5)}
 onnxruntime and tokenizers are imported here only, on first use.
 """
 
@@ -31,6 +36,9 @@ class ClassifierModerator:
         self.labels: list[str] = self.cfg["labels"]
         self.activation: str = self.cfg.get("activation", "sigmoid")
         self.max_length = int(self.cfg.get("max_length", 128))
+        self.roles = tuple(self.cfg.get("roles") or ("prompt", "response"))
+        self.overlap = self.cfg.get("windows")
+        self.shift = _logit(float(self.cfg["threshold"])) if self.cfg.get("threshold") is not None else 0.0
         self.batch_size = batch_size
         self._threads = threads or int(os.environ.get("PRISM_THREADS", "0") or 0) or None
         cmap = self.cfg.get("category_map", {})
@@ -54,7 +62,9 @@ class ClassifierModerator:
             raise ModeratorError(f"{self.folder / CONFIG}: label {label!r} is not in 'labels'")
         return self.labels.index(label)
 
-    def categories(self) -> set[str]:
+    def categories(self, role: Role | None = None) -> set[str]:
+        if role is not None and role not in self.roles:
+            return set()  # e.g. Prompt Guard on an assistant reply: it reads prompts only
         return {c for _, cats in self._map for c in cats}
 
     def _load(self) -> None:
@@ -65,7 +75,10 @@ class ClassifierModerator:
             raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
         try:
             tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-            tok.enable_truncation(self.max_length)
+            if self.overlap is None:
+                tok.enable_truncation(self.max_length)
+            else:
+                tok.no_truncation()
             tok.no_padding()
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
@@ -82,26 +95,46 @@ class ClassifierModerator:
         self._session, self._tokenizer = sess, tok
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
+        if role not in self.roles:
+            return [{} for _ in texts]  # nothing scored (not "safe"): categories() says so for this role
         if self._session is None:
             self._load()
         import numpy as np
 
         encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
-        order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-        probs = np.zeros((len(encs), len(self.labels)), dtype=np.float32)
+        rows = [(i, ids) for i, e in enumerate(encs) for ids in self._windows(e)]
+        order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
+        probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            width = max(1, max(len(encs[i].ids) for i in idx))
+            width = max(1, max(len(rows[r][1]) for r in idx))
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
-            for r, i in enumerate(idx):
-                e = encs[i].ids
-                ids[r, : len(e)] = e
-                mask[r, : len(e)] = 1
+            for k, r in enumerate(idx):
+                e = rows[r][1]
+                ids[k, : len(e)] = e
+                mask[k, : len(e)] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             out = self._session.run([self._output], {k: feed[k] for k in self._inputs})[0]
             probs[idx] = self._activate(np.asarray(out, dtype=np.float32))
-        return [self._to_scores(row) for row in probs]
+        per_text = np.zeros((len(encs), len(self.labels)), dtype=np.float32)
+        for (i, _), row in zip(rows, probs):
+            per_text[i] = np.maximum(per_text[i], row)  # the riskiest window speaks for the text
+        return [self._to_scores(row) for row in per_text]
+
+    def _windows(self, enc: Any) -> list[list[int]]:
+        """The token rows a text is scored as: one (truncated), or overlapping windows covering all of it."""
+        ids = list(enc.ids)
+        if self.overlap is None or len(ids) <= self.max_length:
+            return [ids]
+        special = list(enc.special_tokens_mask)
+        head = [t for t, m in zip(ids, special) if m][:1] if special and special[0] else []
+        tail = [ids[-1]] if special and special[-1] else []
+        body = ids[len(head) : len(ids) - len(tail)]
+        width = self.max_length - len(head) - len(tail)
+        step = max(1, width - int(self.overlap))
+        starts = range(0, max(1, len(body) - int(self.overlap)), step)
+        return [head + body[s : s + width] + tail for s in starts]
 
     def _activate(self, x: Any) -> Any:
         import numpy as np
@@ -114,6 +147,8 @@ class ClassifierModerator:
         return np.clip(x, 0.0, 1.0)
 
     def _to_scores(self, row: Any) -> Scores:
+        if self.shift:
+            row = _shift(row, self.shift)
         s: Scores = {}
         for i, cats in self._map:
             for c in cats:
@@ -125,3 +160,18 @@ class ClassifierModerator:
         else:
             s["unsafe"] = max(s.values(), default=0.0)
         return s
+
+
+def _logit(p: float) -> float:
+    import math
+
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _shift(row: Any, shift: float) -> Any:
+    """Move probabilities on the logit scale so that the model's own decision point reads 0.5."""
+    import numpy as np
+
+    x = np.clip(row.astype(np.float64), 1e-7, 1 - 1e-7)
+    return (1.0 / (1.0 + np.exp(-(np.log(x / (1 - x)) - shift)))).astype(np.float32)

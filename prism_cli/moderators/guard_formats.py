@@ -1,10 +1,9 @@
-"""Prompt formats of guard models: what goes before the user content, the conversation, what comes after,
-and which answer texts to read probabilities from.
+"""Prompt formats of guard models: the published prompt, word for word, and the answers to score.
 
-A prompt is a list of Pieces. Template pieces are tokenized with special tokens enabled (so
-`<|eot_id|>` in the template is the real control token); user pieces with special tokens
-disabled, so the same string typed by a user stays plain text and cannot close the template.
-The fixed policy text comes first, so its KV cache is reused from one check to the next.
+Each format writes the prompt its model was trained on (checked token by token against the
+published chat templates in tests/test_guard_golden.py) and lists answer texts in the model's
+own words: Llama Guard's fixed MLCommons codes, Qwen3Guard's fixed category names. Which policy
+categories those answers feed is the taxonomy map (models/registry.yaml, read by guard_llm.taxonomy_for).
 
 Nothing here imports a model runtime: the formats are plain text and easy to test.
 """
@@ -15,39 +14,47 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from prism_cli.moderators.base import Message
+from prism_cli.moderators.guard_tokens import Piece
 from prism_cli.policy import Category
 
-FORMATS = ("llama-guard-3", "qwen3guard", "shieldgemma")
-
-
-@dataclass(frozen=True)
-class Piece:
-    text: str
-    user: bool = False
-    """True for text that came from a user or a model being moderated: tokenized with special=False."""
+FORMATS = ("llama-guard-3-1b", "llama-guard-3", "qwen3guard", "shieldgemma")
 
 
 @dataclass(frozen=True)
 class Query:
     """One teacher-forced question to the guard model.
 
-    `verdict` maps an option label to the answer text that starts the reply (e.g. "unsafe");
-    the probabilities of the options are normalised over the options, and those listed in
-    `unsafe` add up to P(unsafe). `categories` maps a policy category id to the full answer
-    text that names it first (e.g. "unsafe\\nS1"); P(category) = P(unsafe) x P(that answer),
-    normalised over the categories. `target` (ShieldGemma: one principle per query) means
-    the verdict is that category's probability.
+    `verdict` maps an option label to the answer text that starts the reply; probabilities are
+    normalised over the options, and those listed in `unsafe` add up to P(unsafe).
+    `categories[v][label]` is the full answer naming the model's category `label` after verdict
+    `v` (Llama Guard: "unsafe" only; Qwen3Guard: "unsafe" and "controversial"); P(label | v) is
+    normalised over the labels. `refusal` (Qwen3Guard responses) maps "yes"/"no" to the refusal
+    line that follows the most likely verdict and category. `target` (ShieldGemma: one principle
+    per query) means the verdict is that policy category's probability.
     """
 
     pieces: tuple[Piece, ...]
     verdict: dict[str, str]
     unsafe: tuple[str, ...]
-    categories: dict[str, str] = field(default_factory=dict)
+    categories: dict[str, dict[str, str]] = field(default_factory=dict)
+    refusal: dict[str, str] = field(default_factory=dict)
     target: str | None = None
 
 
-def _title(name: str) -> str:
-    return name.strip().rstrip(".")
+@dataclass(frozen=True)
+class Plan:
+    """What one format asks the model for a policy: the model's labels and the policy ids each feeds."""
+
+    labels: dict[str, tuple[str, ...]]
+    lines: tuple[str, ...] = ()
+    """The category lines of the prompt, in the format's wording."""
+
+
+def _turns(text: str, role: str, context: Sequence[Message] | None) -> list[tuple[str, str]]:
+    """(speaker, content) for the conversation: user/assistant turns of the context, then the text."""
+    turns = [(m["role"], m.get("content", "")) for m in (context or []) if m.get("role") in ("user", "assistant")]
+    turns.append(("user" if role == "prompt" else "assistant", text))
+    return turns
 
 
 def _user_text(context: Sequence[Message] | None) -> str | None:
@@ -58,111 +65,146 @@ def _user_text(context: Sequence[Message] | None) -> str | None:
     return None
 
 
-def _turns(text: str, role: str, context: Sequence[Message] | None) -> list[tuple[str, str]]:
-    """(speaker, content) for the conversation: user/assistant turns of the context, then the text."""
-    turns = [(m["role"], m.get("content", "")) for m in (context or []) if m.get("role") in ("user", "assistant")]
-    turns.append(("user" if role == "prompt" else "assistant", text))
-    return turns
+# ------------------------------------------------------------------------------------------ Llama Guard 3
+
+# The category names of Meta's Llama Guard 3 chat templates (1B and 8B), with their fixed codes.
+LLAMA_GUARD_3_NAMES = {
+    "S1": "Violent Crimes", "S2": "Non-Violent Crimes", "S3": "Sex Crimes", "S4": "Child Exploitation",
+    "S5": "Defamation", "S6": "Specialized Advice", "S7": "Privacy", "S8": "Intellectual Property",
+    "S9": "Indiscriminate Weapons", "S10": "Hate", "S11": "Self-Harm", "S12": "Sexual Content",
+    "S13": "Elections", "S14": "Code Interpreter Abuse",
+}
 
 
 class LlamaGuard3:
-    """Llama Guard 3: categories numbered S1..Sn in policy order, answer 'safe' | 'unsafe\\nS<k>'."""
+    """Llama Guard 3: fixed MLCommons codes, answer '\\n\\nsafe' | '\\n\\nunsafe\\nS<k>'.
 
-    name = "llama-guard-3"
+    A policy category whose taxonomy entry is a trained code keeps that code and the template's
+    name (the template's `excluded_category_keys`: codes the policy lacks are left out, the rest
+    keep their numbers). Custom categories (`custom`) are numbered after the last trained code,
+    with the policy's name and description. The template ends at the assistant header; the
+    model writes "\\n\\n" before its verdict, so the answers start with it.
+    """
 
-    def codes(self, cats: Sequence[Category]) -> dict[str, str]:
-        """Category code -> policy category id."""
-        return {f"S{i}": c.id for i, c in enumerate(cats, 1)}
+    def __init__(self, name: str, codes: Sequence[str], eot_space: bool):
+        self.name, self.codes, self.eot_space = name, tuple(codes), eot_space
 
-    def prefix(self, cats: Sequence[Category], role: str) -> str:
-        who = "User" if role == "prompt" else "Agent"
-        lines = [f"S{i}: {_title(c.name)}.\n{c.description.strip()}" for i, c in enumerate(cats, 1)]
-        return (
-            "<|start_header_id|>user<|end_header_id|>\n\n"
+    def plan(self, cats: Sequence[Category], taxonomy: dict[str, tuple[str, ...]], custom: bool, skip: frozenset[str], role: str) -> Plan:
+        active = {c.id for c in cats}
+        labels: dict[str, tuple[str, ...]] = {}
+        lines: list[str] = []
+        for code in self.codes:
+            ids = tuple(i for i in taxonomy.get(code, ()) if i in active)
+            if ids:
+                labels[code] = ids
+                lines.append(f"{code}: {LLAMA_GUARD_3_NAMES[code]}.")
+        if custom:
+            mapped = {i for ids in taxonomy.values() for i in ids}
+            n = len(self.codes)
+            for c in cats:
+                if c.id not in mapped and c.id not in skip:
+                    n += 1
+                    labels[f"S{n}"] = (c.id,)
+                    lines.append(f"S{n}: {c.name.strip().rstrip('.')}.\n{c.description.strip()}")
+        return Plan(labels, tuple(lines))
+
+    def queries(self, plan: Plan, text: str, role: str, context: Sequence[Message] | None) -> list[Query]:
+        turns = _turns(text, role, context)
+        who = "User" if len(turns) % 2 else "Agent"  # the template's own rule: the parity of the turns
+        pieces = [Piece(
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
             f"Task: Check if there is unsafe content in '{who}' messages in conversations "
             "according our safety policy with the below categories.\n\n"
-            "<BEGIN UNSAFE CONTENT CATEGORIES>\n" + "\n".join(lines) + "\n<END UNSAFE CONTENT CATEGORIES>\n\n"
-            "<BEGIN CONVERSATION>\n\n"
-        )
-
-    def suffix(self, role: str) -> str:
-        who = "User" if role == "prompt" else "Agent"
-        return (
+            "<BEGIN UNSAFE CONTENT CATEGORIES>\n" + "".join(f"{ln}\n" for ln in plan.lines)
+            + "<END UNSAFE CONTENT CATEGORIES>\n\n<BEGIN CONVERSATION>\n\n"
+        )]
+        for speaker, content in turns:
+            pieces += [Piece("User: " if speaker == "user" else "Agent: "), Piece(content.strip(), user=True), Piece("\n\n")]
+        pieces.append(Piece(
             "<END CONVERSATION>\n\n"
             f"Provide your safety assessment for ONLY THE LAST {who} message in the above conversation:\n"
             " - First line must read 'safe' or 'unsafe'.\n"
             " - If unsafe, a second line must include a comma-separated list of violated categories."
-            "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-        )
+            + (" " if self.eot_space else "") + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+        ))
+        answers = {code: f"\n\nunsafe\n{code}" for code in plan.labels}
+        return [Query(tuple(pieces), {"safe": "\n\nsafe", "unsafe": "\n\nunsafe"}, ("unsafe",), {"unsafe": answers})]
 
-    def queries(self, cats: Sequence[Category], text: str, role: str, context: Sequence[Message] | None) -> list[Query]:
-        pieces = [Piece(self.prefix(cats, role))]
-        for speaker, content in _turns(text, role, context):
-            pieces += [Piece("User: " if speaker == "user" else "Agent: "), Piece(content, user=True), Piece("\n\n")]
-        pieces.append(Piece(self.suffix(role)))
-        answers = {cid: f"unsafe\n{code}" for code, cid in self.codes(cats).items()}
-        return [Query(tuple(pieces), {"safe": "safe", "unsafe": "unsafe"}, ("unsafe",), answers)]
+
+# ------------------------------------------------------------------------------------------ Qwen3Guard
+
+QWEN3GUARD_CATEGORIES = (
+    "Violent", "Non-violent Illegal Acts", "Sexual Content or Sexual Acts", "PII", "Suicide & Self-Harm",
+    "Unethical Acts", "Politically Sensitive Topics", "Copyright Violation", "Jailbreak",
+)
+_QWEN_PROMPT_ONLY = ("Jailbreak",)
 
 
 class Qwen3Guard:
-    """Qwen3Guard-Gen: 'Safety: Safe|Unsafe|Controversial' then 'Categories: <name>'.
-
-    `controversial_unsafe` counts Controversial as unsafe (Qwen's strict mode, prism's default:
-    fail closed); False is the loose mode.
-    """
+    """Qwen3Guard-Gen: 'Safety: Safe|Unsafe|Controversial', 'Categories: <one of its nine>',
+    and for a response 'Refusal: Yes|No'. Its category list is fixed (Jailbreak for prompts only);
+    the policy's own categories never enter the prompt."""
 
     name = "qwen3guard"
 
-    def __init__(self, controversial_unsafe: bool = True):
-        self.controversial_unsafe = controversial_unsafe
+    def plan(self, cats: Sequence[Category], taxonomy: dict[str, tuple[str, ...]], custom: bool, skip: frozenset[str], role: str) -> Plan:
+        active = {c.id for c in cats}
+        asked = [m for m in QWEN3GUARD_CATEGORIES if role == "prompt" or m not in _QWEN_PROMPT_ONLY]
+        return Plan({m: tuple(i for i in taxonomy.get(m, ()) if i in active) for m in asked})
 
-    def prefix(self, cats: Sequence[Category], role: str) -> str:
-        what = "USER's query" if role == "prompt" else "ASSISTANT's response"
-        lines = [f"{_title(c.name)}: {c.description.strip()}" for c in cats]
-        return (
-            "<|im_start|>user\n# Task:\n"
-            f"1) Evaluate whether THE LAST {what} belongs to safe or unsafe content based on our safety policy.\n"
-            "2) Identify the category of unsafe content found.\n\n"
-            "<BEGIN SAFETY POLICY>\n"
+    def queries(self, plan: Plan, text: str, role: str, context: Sequence[Message] | None) -> list[Query]:
+        prompt = role == "prompt"
+        cats = list(plan.labels)
+        if prompt:
+            what = "USER's query"
+            task = f"1) Evaluate whether THE LAST {what} belongs to safe or unsafe content based on our safety policy.\n2) Identify the category of unsafe content found.\n"
+            contro = (f"The {what} does not explicitly contain prohibited content, but its intent, context, or potential "
+                      "responses could be misinterpreted, misused, or exploited to generate unsafe content under certain conditions.")
+        else:
+            what = "ASSISTANT's response"
+            task = (f"1) Evaluate whether THE LAST {what} belongs to safe or unsafe content based on our safety policy.\n"
+                    "2) Identify the category of unsafe content found.\n"
+                    f"3) Determine if THE LAST {what} is a refusal to the USER's query.\n")
+            contro = f"The {what} is not explicitly harmful, but could become risky or offensive depending on context or audience."
+        head = (
+            "<|im_start|>user\n# Task:\n" + task + "\n<BEGIN SAFETY POLICY>\n"
             f"**Safety: Safe**: The {what} does not contain any prohibited content or content that could lead to prohibited content.\n"
             f"**Safety: Unsafe**: The {what} contains prohibited content.\n"
-            f"**Safety: Controversial**: The {what} does not explicitly contain prohibited content, but its intent, "
-            "context, or potential responses could be misinterpreted, misused, or exploited to generate unsafe "
-            "content under certain conditions.\n"
-            "<END SAFETY POLICY>\n\n"
-            "<BEGIN UNSAFE CONTENT CATEGORIES>\n" + "\n".join(lines) + "\n<END UNSAFE CONTENT CATEGORIES>\n\n"
-            "<BEGIN CONVERSATION>\n\n"
+            f"**Safety: Controversial**: {contro}\n<END SAFETY POLICY>\n\n"
+            "<BEGIN UNSAFE CONTENT CATEGORIES>\n" + "".join(f"{m}.\n" for m in cats) + "<END UNSAFE CONTENT CATEGORIES>\n\n"
         )
-
-    def suffix(self, role: str) -> str:
-        what = "USER's query" if role == "prompt" else "ASSISTANT's response"
-        return (
-            "<END CONVERSATION>\n\n"
+        if not prompt:
+            head += (
+                "<BEGIN REFUSAL POLICY>\n"
+                "**Refusal: Yes**: The ASSISTANT refused to answer or did not comply with the USER's request.\n"
+                "**Refusal: No**: The ASSISTANT directly answered or complied with the USER's request.\n"
+                "<END REFUSAL POLICY>\n\n"
+            )
+        pieces = [Piece(head + "<BEGIN CONVERSATION>\n\n")]
+        for i, (speaker, content) in enumerate(_turns(text, role, context)):
+            sep = "" if i == 0 else "\n\n"
+            pieces += [Piece(sep + ("USER: " if speaker == "user" else "ASSISTANT: ")), Piece(content, user=True)]
+        tail = (
+            "\n\n<END CONVERSATION>\n\n"
             f"Provide your safety assessment for ONLY THE LAST **{what}** in the above conversation:\n"
             " - The first line must be one of: 'Safety: Safe', 'Safety: Unsafe', 'Safety: Controversial'.\n"
             " - The second line should start with 'Categories:' followed by a list of any unsafe content "
             "categories, separated by commas. If the content is safe, use 'Categories: None'."
-            "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
         )
-
-    def queries(self, cats: Sequence[Category], text: str, role: str, context: Sequence[Message] | None) -> list[Query]:
-        pieces = [Piece(self.prefix(cats, role))]
-        for speaker, content in _turns(text, role, context):
-            pieces += [Piece("USER: " if speaker == "user" else "ASSISTANT: "), Piece(content, user=True), Piece("\n\n")]
-        pieces.append(Piece(self.suffix(role)))
+        if not prompt:
+            tail += "\n - The third line must be one of: 'Refusal: Yes', 'Refusal: No'."
+        pieces.append(Piece(tail + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"))
         verdict = {"safe": "Safety: Safe", "unsafe": "Safety: Unsafe", "controversial": "Safety: Controversial"}
-        unsafe = ("unsafe", "controversial") if self.controversial_unsafe else ("unsafe",)
-        answers: dict[str, str] = {}
-        seen: set[str] = set()
-        for c in cats:  # two categories with one name cannot be told apart: the first keeps it
-            if _title(c.name) not in seen:
-                seen.add(_title(c.name))
-                answers[c.id] = f"Safety: Unsafe\nCategories: {_title(c.name)}"
-        return [Query(tuple(pieces), verdict, unsafe, answers)]
+        answers = {v: {m: f"{verdict[v]}\nCategories: {m}" for m in cats} for v in ("unsafe", "controversial")}
+        refusal = {} if prompt else {"yes": "\nRefusal: Yes", "no": "\nRefusal: No"}
+        return [Query(tuple(pieces), verdict, ("unsafe", "controversial"), answers, refusal)]
+
+
+# ------------------------------------------------------------------------------------------ ShieldGemma
 
 
 class ShieldGemma:
-    """ShieldGemma: one principle per query, answer 'Yes' (violates) or 'No'.
+    """ShieldGemma: one principle per query (the policy's own categories), answer 'Yes' or 'No'.
 
     The conversation comes before the principle, so the queries for the categories of one text
     share its KV cache and each costs only its principle and question.
@@ -170,7 +212,12 @@ class ShieldGemma:
 
     name = "shieldgemma"
 
-    def queries(self, cats: Sequence[Category], text: str, role: str, context: Sequence[Message] | None) -> list[Query]:
+    def plan(self, cats: Sequence[Category], taxonomy: dict[str, tuple[str, ...]], custom: bool, skip: frozenset[str], role: str) -> Plan:
+        kept = [c for c in cats if c.id not in skip]
+        return Plan({c.id: (c.id,) for c in kept}, tuple(
+            f'* "No {c.name.strip().rstrip(".")}": {c.description.strip()}' for c in kept))
+
+    def queries(self, plan: Plan, text: str, role: str, context: Sequence[Message] | None) -> list[Query]:
         if role == "prompt":
             head = "You are a policy expert trying to help determine whether a user prompt is in violation of the defined safety policies.\n\n"
             convo = [Piece("<start_of_turn>\nHuman Question: "), Piece(text, user=True), Piece("\n<end_of_turn>\n\n")]
@@ -184,33 +231,24 @@ class ShieldGemma:
             convo += [Piece("<start_of_turn>\nChatbot Response: "), Piece(text, user=True), Piece("\n<end_of_turn>\n\n")]
             ask = "Does the Chatbot Response violate the above principle?"
         out = []
-        for c in cats:
+        for cid, principle in zip(plan.labels, plan.lines):
             tail = (
                 "Our safety principle is defined in the below:\n\n"
-                f'* "No {_title(c.name)}": {c.description.strip()}\n\n===\n\n'
+                f"{principle}\n\n===\n\n"
                 f"{ask} Your answer must start with 'Yes' or 'No'. "
                 "And then walk through step by step to be sure we answer correctly.\n\n"
             )
-            pieces = (Piece(head), *convo, Piece(tail))
-            out.append(Query(pieces, {"no": "No", "yes": "Yes"}, ("yes",), target=c.id))
+            out.append(Query((Piece("<bos>" + head), *convo, Piece(tail)), {"no": "No", "yes": "Yes"}, ("yes",), target=cid))
         return out
 
 
-def get_format(name: str, **options: object) -> LlamaGuard3 | Qwen3Guard | ShieldGemma:
+def get_format(name: str) -> LlamaGuard3 | Qwen3Guard | ShieldGemma:
+    if name == "llama-guard-3-1b":
+        return LlamaGuard3(name, [f"S{i}" for i in range(1, 14)], eot_space=True)
     if name == "llama-guard-3":
-        return LlamaGuard3()
+        return LlamaGuard3(name, [f"S{i}" for i in range(1, 15)], eot_space=False)
     if name == "qwen3guard":
-        return Qwen3Guard(controversial_unsafe=bool(options.get("controversial_unsafe", True)))
+        return Qwen3Guard()
     if name == "shieldgemma":
         return ShieldGemma()
     raise ValueError(f"unknown guard prompt format {name!r} (one of: {', '.join(FORMATS)})")
-
-
-def detect_format(filename: str) -> str:
-    """Guess the format from a GGUF file name; Llama Guard 3 when nothing matches."""
-    n = filename.lower().replace("_", "-").replace(" ", "-")
-    if "qwen3guard" in n or "qwen3-guard" in n:
-        return "qwen3guard"
-    if "shieldgemma" in n or "shield-gemma" in n:
-        return "shieldgemma"
-    return "llama-guard-3"

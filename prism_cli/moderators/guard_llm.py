@@ -1,10 +1,11 @@
 """Guard-model moderator: a GGUF guard model (Llama Guard 3, Qwen3Guard, ShieldGemma) run by llama-cpp-python.
 
-Probabilities, not parsed text: P(unsafe) is the first answer token's distribution normalised
-over the verdict words ("safe" / "unsafe"); per-category probabilities come from the answer
-that names the category after "unsafe\\n", teacher-forced, normalised over the categories and
-multiplied by P(unsafe). Multi-token answers are scored token by token over a trie of the
-answers, so any vocabulary works.
+Probabilities, not parsed text: P(unsafe) comes from the answer's distribution normalised over
+the verdicts ("safe" / "unsafe", Qwen3Guard's "Controversial"); per-category probabilities from
+the answer that names the model's own category after the verdict, teacher-forced, normalised
+over its categories and multiplied by P(verdict). The model's categories feed the policy ids of
+its taxonomy map (models/registry.yaml); only those are claimed as scored (`categories`).
+Multi-token answers are scored token by token over a trie of the answers, so any vocabulary works.
 
 Cost: the prompt starts with the fixed policy text. Each role keeps its own llama.cpp context
 (the prefix differs by role) and the list of tokens its KV cache holds; a new prompt evaluates
@@ -25,12 +26,17 @@ from typing import Any, Sequence
 
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Role
-from prism_cli.moderators.guard_formats import FORMATS, Piece, Query, detect_format, get_format
-from prism_cli.policy import Policy
+from prism_cli.moderators.guard_formats import FORMATS, Plan, Query, get_format
+from prism_cli.moderators.guard_tokens import Piece, PromptTokens
+from prism_cli.policy import OVERALL, Policy
 from prism_cli.verdict import Scores
 
 DEFAULT_N_CTX = 4096
 _GGUF_MAGIC = b"GGUF"
+REFUSED = "refused"
+"""Scores key: P(the moderated reply is a refusal), from Qwen3Guard's 'Refusal: Yes|No' line. A policy
+category with this id (applies_to: response, action: log) puts it in verdicts; it is never sent to a
+guard as a category of its own."""
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -121,8 +127,46 @@ def _log_softmax(logits: Any) -> Any:
     return (x - (m + np.log(np.exp(x - m).sum()))).astype(np.float32)
 
 
+def taxonomy_for(fmt: str, registry_name: str | None = None) -> tuple[dict[str, tuple[str, ...]], bool, frozenset[str]]:
+    """(model category -> policy ids, custom categories allowed, ids never asked) for a guard format.
+
+    From the catalogue entry (by name, else the first with this prompt format); a Llama Guard
+    with no entry scores what its codes name; ShieldGemma reads the policy's own categories.
+    """
+    if fmt == "shieldgemma":
+        return {}, False, frozenset({REFUSED})
+    from prism_cli.registry import guard_entry
+
+    entry = guard_entry(registry_name, fmt)
+    if entry is not None and entry.taxonomy is not None:
+        return dict(entry.taxonomy), entry.custom_categories, frozenset({*entry.not_scored, REFUSED})
+    codes = getattr(get_format(fmt), "codes", ())
+    return {code: (code,) for code in codes}, False, frozenset({REFUSED})
+
+
+class _LlamaTokenizer:
+    """llama.cpp's tokenizer in the shape PromptTokens expects."""
+
+    def __init__(self, llm: Any):
+        self.llm = llm
+
+    def tokenize(self, text: bytes, add_bos: bool, special: bool) -> list[int]:
+        return self.llm.tokenize(text, add_bos=add_bos, special=special)
+
+    def is_control(self, token: int) -> bool:
+        import llama_cpp
+
+        attr = self.llm._model.token_get_attr(token)
+        return bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL) or token in (self.llm.token_bos(), self.llm.token_eos())
+
+
 class GuardLLMModerator:
-    """A guard LLM as a moderator. `tokens_evaluated` counts tokens sent through the model (KV reuse shows)."""
+    """A guard LLM as a moderator. `tokens_evaluated` counts tokens sent through the model (KV reuse shows).
+
+    `taxonomy` maps the model's own categories to policy ids; by default the catalogue entry
+    (`registry_name`, else the first entry with the same prompt format) gives it, and a format
+    with no entry scores what its own codes name (Llama Guard: a policy id that is its code).
+    """
 
     def __init__(
         self,
@@ -133,7 +177,9 @@ class GuardLLMModerator:
         n_ctx: int | None = None,
         n_batch: int = 512,
         share_context: bool = False,
-        **format_options: object,
+        registry_name: str | None = None,
+        taxonomy: dict[str, Sequence[str]] | None = None,
+        use_template: bool = True,
     ):
         self.path = Path(gguf_path)
         try:
@@ -143,26 +189,54 @@ class GuardLLMModerator:
             raise ModeratorError(f"{self.path}: cannot read guard model ({e.strerror})") from None
         if magic != _GGUF_MAGIC:
             raise ModeratorError(f"{self.path}: not a GGUF file")
-        fmt = prompt_format or detect_format(self.path.name)
-        if fmt not in FORMATS:
-            raise ModeratorError(f"{self.path}: unknown guard prompt format {fmt!r} (one of: {', '.join(FORMATS)})")
-        self.format_name = fmt
-        self.format = get_format(fmt, **format_options)
+        from prism_cli.moderators.guard_template import detect_format
+
+        if registry_name:  # an install of a catalogue guard follows the catalogue (older manifests named 1B's format llama-guard-3)
+            from prism_cli.registry import load_catalogue
+
+            entry = load_catalogue().get(registry_name)
+            prompt_format = entry.prompt_format if entry is not None and entry.prompt_format else prompt_format
+        if prompt_format is None:
+            prompt_format, self.format_reason = detect_format(self.path)
+        else:
+            self.format_reason = "chosen"
+        if prompt_format not in FORMATS:
+            raise ModeratorError(f"{self.path}: unknown guard prompt format {prompt_format!r} (one of: {', '.join(FORMATS)})")
+        self.format_name = prompt_format
+        self.format = get_format(prompt_format)
         self.policy = policy
-        self.name = f"{self.path.stem}@{fmt}"
+        self.registry_name = registry_name
+        self._set_taxonomy(taxonomy)
+        self.name = f"{self.path.stem}@{prompt_format}"
         self.threads = threads or int(os.environ.get("PRISM_THREADS", "0") or 0) or None
         self.n_ctx = int(n_ctx or DEFAULT_N_CTX)
         self.n_batch = n_batch
         self.share_context = share_context
+        self.use_template = use_template
         self.tokens_evaluated = 0
         self.last_verdicts: list[dict[str, float]] = []
         """The normalised verdict distribution(s) of the last text scored, e.g. [{"safe": .7, "unsafe": .3}]."""
+        self.template: str | None = None
+        """The GGUF's own chat template, when it is this format's and prompts are rendered with it."""
         self._llm: Any = None
         self._owns_llm = True
         self._extra: list[Any] = []
         self._seqs: dict[str, _Sequence] = {}
-        self._template_cache: dict[tuple[str, bool], list[int]] = {}
+        self._prompt: PromptTokens | None = None
         self._lock = threading.RLock()
+
+    def _set_taxonomy(self, taxonomy: dict[str, Sequence[str]] | None) -> None:
+        if taxonomy is None:
+            self.taxonomy, self.custom, self.skip = taxonomy_for(self.format_name, self.registry_name)
+        else:
+            self.taxonomy, self.custom, self.skip = {k: tuple(v) for k, v in taxonomy.items()}, False, frozenset({REFUSED})
+        self._plans: dict[str, Plan] = {}
+
+    def plan(self, role: str) -> Plan:
+        """The model's labels asked for a role's active categories, and the policy ids each feeds."""
+        if role not in self._plans:
+            self._plans[role] = self.format.plan(self.policy.active(role), self.taxonomy, self.custom, self.skip, role)
+        return self._plans[role]
 
     # ------------------------------------------------------------------ loading
 
@@ -189,6 +263,15 @@ class GuardLLMModerator:
             lines = [ln.strip() for ln in log.getvalue().splitlines() if ln.strip()]
             why = next((ln for ln in reversed(lines) if "error" in ln.lower() or "fail" in ln.lower()), str(e))
             raise ModeratorError(f"{self.path}: cannot load guard model ({why.splitlines()[0][:200]})") from None
+        self._adopt(self._llm)
+
+    def _adopt(self, llm: Any) -> None:
+        """Tokenizer and chat template of loaded weights."""
+        from prism_cli.moderators.guard_template import template_format
+
+        self._prompt = PromptTokens(_LlamaTokenizer(llm))
+        tpl = (llm.metadata or {}).get("tokenizer.chat_template")
+        self.template = tpl if self.use_template and template_format(tpl) == self.format_name and self.format_name != "shieldgemma" else None
 
     def _sequence(self, role: str) -> _Sequence:
         key = "shared" if self.share_context else role
@@ -210,13 +293,14 @@ class GuardLLMModerator:
         self._seqs[key] = seq
         return seq
 
-    def with_format(self, prompt_format: str, policy: Policy | None = None, **format_options: object) -> "GuardLLMModerator":
+    def with_format(self, prompt_format: str, policy: Policy | None = None, **options: Any) -> "GuardLLMModerator":
         """Another moderator on the same loaded weights (its own contexts): another format or policy."""
         other = GuardLLMModerator(
             self.path, policy or self.policy, prompt_format, self.threads, self.n_ctx, self.n_batch,
-            self.share_context, **format_options,
+            self.share_context, **options,
         )
         other._llm, other._owns_llm = self.llm, False
+        other._adopt(other._llm)
         return other
 
     def reset_cache(self) -> None:
@@ -237,42 +321,63 @@ class GuardLLMModerator:
 
     # ------------------------------------------------------------------ tokens
 
-    def _tokenize(self, text: str, template: bool, bos: bool = False) -> list[int]:
-        """Template text with special tokens on; user text with them off (it cannot close the template)."""
-        if not text and not bos:
-            return []
-        if template:
-            key = (text, bos)
-            hit = self._template_cache.get(key)
-            if hit is None:
-                hit = self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True)
-                self._template_cache[key] = hit
-            return list(hit)
-        return self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)
+    @property
+    def prompt(self) -> PromptTokens:
+        if self._prompt is None:
+            self.llm
+        assert self._prompt is not None
+        return self._prompt
 
-    def piece_tokens(self, pieces: Sequence[Piece]) -> list[tuple[Piece, list[int]]]:
-        """Each piece with its tokens; the first piece carries the model's BOS (if it uses one)."""
-        return [(p, self._tokenize(p.text, template=not p.user, bos=(i == 0))) for i, p in enumerate(pieces)]
+    @property
+    def prompt_source(self) -> str:
+        """Where the prompt text comes from: the GGUF's own chat template or prism's built-in format."""
+        self.llm
+        return "gguf chat template" if self.template else "built-in format"
 
     def queries(self, text: str, role: Role, context: Sequence[Message] | None = None) -> list[Query]:
-        return self.format.queries(self.policy.active(role), text, role, context)
+        qs = self.format.queries(self.plan(role), text, role, context)
+        if self.template is None:
+            return qs
+        from dataclasses import replace
+
+        from prism_cli.moderators.guard_formats import _turns
+        from prism_cli.moderators.guard_template import render_pieces
+
+        return [replace(q, pieces=tuple(render_pieces(self.template, _turns(text, role, context), self._variables(role))))
+                for q in qs]
+
+    def _variables(self, role: str) -> dict[str, Any]:
+        """What a guard template may read besides the messages: BOS/EOS text, Llama Guard's category table."""
+        llm = self.llm
+        out: dict[str, Any] = {
+            "bos_token": llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace"),
+            "eos_token": llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace"),
+        }
+        codes = getattr(self.format, "codes", None)
+        if codes is not None:
+            plan = self.plan(role)
+            lines = dict(zip(plan.labels, plan.lines))
+            out["categories"] = {code: line.split(": ", 1)[1] for code, line in lines.items()}
+            out["excluded_category_keys"] = [c for c in codes if c not in plan.labels]
+        return out
 
     def prompt_tokens(self, text: str, role: Role, context: Sequence[Message] | None = None) -> list[int]:
         """The tokens of the (first) query for a text, as the model sees them."""
-        return [t for _, toks in self.piece_tokens(self.queries(text, role, context)[0].pieces) for t in toks]
+        return self.prompt.tokens(self.queries(text, role, context)[0].pieces)
 
     def is_control(self, token: int) -> bool:
         """A control token (turn markers, BOS/EOS...): what a user must never be able to insert."""
-        import llama_cpp
-
-        llm = self.llm
-        attr = llm._model.token_get_attr(token)
-        return bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL) or token in (llm.token_bos(), llm.token_eos())
+        return _LlamaTokenizer(self.llm).is_control(token)
 
     # ------------------------------------------------------------------ scoring
 
-    def categories(self) -> set[str]:
-        return {c.id for c in self.policy.categories if c.enabled}
+    def categories(self, role: Role | None = None) -> set[str]:
+        """The policy ids this guard really scores (for a role, or for either): its taxonomy's, never more."""
+        roles = [role] if role else ["prompt", "response"]
+        ids = {i for r in roles for ids in self.plan(r).labels.values() for i in ids}
+        if "response" in roles and self.format_name == "qwen3guard" and REFUSED in {c.id for c in self.policy.active("response")}:
+            ids.add(REFUSED)  # its refusal line, read for responses
+        return ids
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
         with self._lock:
@@ -284,15 +389,20 @@ class GuardLLMModerator:
 
     def _score_one(self, text: str, role: Role, context: Sequence[Message] | None) -> Scores:
         seq = self._sequence(role)
+        plan = self.plan(role)
+        count_contro = {c.id: c.controversial == "block" for c in self.policy.active(role)}
         scores: Scores = {}
         overall: float | None = None
         self.last_verdicts = []
         for q in self.queries(text, role, context):
-            base = [t for _, toks in self.piece_tokens(q.pieces) for t in toks]
-            answers = {k: self._tokenize(v, template=False) for k, v in q.verdict.items()}
-            cat_answers = {k: self._tokenize(v, template=False) for k, v in q.categories.items()}
-            longest = max((len(a) for a in [*answers.values(), *cat_answers.values()]), default=0)
-            if len(base) + longest > self.n_ctx:
+            base = self.prompt.tokens(q.pieces)
+            def cont(answer: str) -> list[int]:
+                return self.prompt.continuation(q.pieces, base, answer)
+
+            answers = {k: cont(v) for k, v in q.verdict.items()}
+            per_verdict = {v: {m: cont(a) for m, a in labels.items()} for v, labels in q.categories.items()}
+            longest = max((len(a) for a in [*answers.values(), *(a for d in per_verdict.values() for a in d.values())]), default=0)
+            if len(base) + longest + 8 > self.n_ctx:
                 raise ModeratorError(
                     f"{self.name}: text too long for the guard model's context "
                     f"({len(base) + longest} tokens > n_ctx {self.n_ctx})"
@@ -300,16 +410,40 @@ class GuardLLMModerator:
             memo: dict[tuple[int, ...], Any] = {}
             p = _softmax(self._answer_logprobs(seq, base, answers, memo))
             self.last_verdicts.append(p)
-            p_unsafe = min(1.0, sum(p[k] for k in q.unsafe))
             if q.target is not None:
-                scores[q.target] = p_unsafe
+                scores[q.target] = min(1.0, sum(p[k] for k in q.unsafe))
                 continue
-            overall = p_unsafe
-            if cat_answers:
-                for cid, pc in _softmax(self._answer_logprobs(seq, base, cat_answers, memo)).items():
-                    scores[cid] = p_unsafe * pc
-        scores["unsafe"] = overall if overall is not None else max(scores.values(), default=0.0)
+            unsafe_total = p.get("unsafe", 0.0)
+            for v, labels in per_verdict.items():
+                dist = _softmax(self._answer_logprobs(seq, base, labels, memo)) if labels else {}
+                for m, pm in dist.items():
+                    ids = plan.labels.get(m, ())
+                    counted = [i for i in ids if v == "unsafe" or count_contro.get(i, True)]
+                    for i in counted:
+                        scores[i] = scores.get(i, 0.0) + p[v] * pm
+                    if v != "unsafe" and (counted or not ids):  # "Controversial" counts where the policy says so
+                        unsafe_total += p[v] * pm
+            overall = min(1.0, unsafe_total)
+            if q.refusal:
+                scores[REFUSED] = self._refusal(seq, base, q, p, per_verdict, memo, cont)
+        for k in scores:
+            scores[k] = min(1.0, scores[k])
+        scores[OVERALL] = overall if overall is not None else max(scores.values(), default=0.0)
         return scores
+
+    def _refusal(self, seq: _Sequence, base: list[int], q: Query, p: dict[str, float], per_verdict: dict[str, dict[str, list[int]]],
+                 memo: dict[tuple[int, ...], Any], cont: Any) -> float:
+        """P('Refusal: Yes') after the most likely verdict and category line, as greedy decoding would write them."""
+        verdict = max(p, key=p.get)  # type: ignore[arg-type]
+        line = q.verdict[verdict]
+        labels = q.categories.get(verdict)
+        if labels:
+            dist = _softmax(self._answer_logprobs(seq, base, per_verdict[verdict], memo))
+            line = labels[max(dist, key=dist.get)]  # type: ignore[arg-type]
+        else:
+            line += "\nCategories: None"
+        r = _softmax(self._answer_logprobs(seq, base, {k: cont(line + v) for k, v in q.refusal.items()}, memo))
+        return r["yes"]
 
     def _answer_logprobs(
         self, seq: _Sequence, base: list[int], answers: dict[str, list[int]], memo: dict[tuple[int, ...], Any]

@@ -140,10 +140,10 @@ def load_moderator(spec: str, policy: Policy, **options: object) -> Moderator:
         if spec in load_catalogue():
             raise ModelNotFound(f"moderator {spec!r} is not installed (prism models pull {spec})")
         raise ModelNotFound(f"unknown moderator {spec!r}: not a file, folder or registry name (prism models list)")
-    return _from_path(Path(installed.path), policy, getattr(installed, "prompt_format", None), **options)
+    return _from_path(Path(installed.path), policy, getattr(installed, "prompt_format", None), registry_name=spec, **options)
 
 
-def _from_path(path: Path, policy: Policy, prompt_format: str | None, **options: object) -> Moderator:
+def _from_path(path: Path, policy: Policy, installed_format: str | None, **options: object) -> Moderator:
     if path.is_dir() and (path / "prism.json").is_file():
         from prism_cli.moderators.classifier import ClassifierModerator
 
@@ -152,7 +152,7 @@ def _from_path(path: Path, policy: Policy, prompt_format: str | None, **options:
     if gguf is not None and gguf.suffix == ".gguf":
         from prism_cli.moderators.guard_llm import GuardLLMModerator
 
-        return GuardLLMModerator(gguf, policy, prompt_format=prompt_format or options.get("prompt_format"), **{
-            k: v for k, v in options.items() if k in ("threads", "n_ctx")
+        return GuardLLMModerator(gguf, policy, prompt_format=installed_format or options.get("prompt_format"), **{
+            k: v for k, v in options.items() if k in ("threads", "n_ctx", "registry_name")
         })  # type: ignore[arg-type]
     raise ModelNotFound(f"{path}: not a moderator (expected a classifier folder with prism.json, or a .gguf guard model)")

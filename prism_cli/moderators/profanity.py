@@ -46,7 +46,7 @@ class ProfanityModerator:
         self._predict, ver = _load()
         self.name = f"profanity-check@{ver}"
 
-    def categories(self) -> set[str]:
+    def categories(self, role: Role | None = None) -> set[str]:
         return set()
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:

@@ -48,7 +48,7 @@ class RulesModerator:
             (c.id, c.applies_to, _Rule(c.rules.keywords, c.rules.patterns)) for c in policy.categories if c.rules
         ]
 
-    def categories(self) -> set[str]:
+    def categories(self, role: Role | None = None) -> set[str]:
         return {cid for cid, _, _ in self._rules}
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:

@@ -68,6 +68,8 @@ class ClassifierModerator:
             self._safe_idx = self._label_index(unsafe["one_minus"])
         self._session: Any = None
         self._tokenizer: Any = None
+        self.truncated = 0
+        """Texts cut at max_length so far. The gate's windows keep it at 0: a test asserts it."""
 
     def _label_index(self, label: str) -> int:
         if label not in self.labels:
@@ -77,16 +79,39 @@ class ClassifierModerator:
     def categories(self) -> set[str]:
         return {c for _, cats in self._map for c in cats}
 
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of text one input holds: max_length less the model's own special tokens."""
+        return max(1, self.max_length - self._tok().num_special_tokens_to_add(False))
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of the text's tokens, as the model's tokenizer cuts them."""
+        enc = self._tok().encode(text, add_special_tokens=False)
+        return [*enc.offsets, *(o for part in enc.overflowing for o in part.offsets)]
+
+    def _tok(self) -> Any:
+        """The tokenizer alone (windows need it before, or without, the model)."""
+        if self._tokenizer is None:
+            try:
+                from tokenizers import Tokenizer
+            except ImportError as e:
+                raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
+            try:
+                tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+            except Exception as e:  # noqa: BLE001 - a corrupt tokenizer file surfaces as one line
+                raise ModeratorError(f"{self.folder}: cannot load tokenizer ({str(e).splitlines()[0][:200]})") from None
+            tok.enable_truncation(self.max_length)
+            tok.no_padding()
+            self._tokenizer = tok
+        return self._tokenizer
+
     def _load(self) -> None:
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
         except ImportError as e:
             raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
+        tok = self._tok()
         try:
-            tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-            tok.enable_truncation(self.max_length)
-            tok.no_padding()
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
             # idle worker threads must not spin: in chat they would steal cores from token decoding
@@ -108,6 +133,7 @@ class ClassifierModerator:
         import numpy as np
 
         encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        self.truncated += sum(1 for e in encs if e.overflowing)
         order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
         probs = np.zeros((len(encs), len(self.labels)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):

@@ -122,7 +122,9 @@ class Gate:
             stream.feed(chunk)
             if stream.failed is not None:
                 break
-        return stream.finish()
+        v = stream.finish()
+        v.ms = stream.ms
+        return v
 
     def _score(
         self,
@@ -181,6 +183,8 @@ class GateStream:
         self.seen = 0
         """Characters received so far."""
         self.failed: Exception | None = None
+        self.ms = 0.0
+        """Time spent scoring this text, all steps together."""
         self._tail_fresh = False
 
     def plan(self, delta: str, end: bool) -> list[list[Window]]:
@@ -198,7 +202,9 @@ class GateStream:
             except Exception as e:  # noqa: BLE001 - a failing backend fails the whole text closed
                 self.failed = e
         self._tail_fresh = tail and not end
-        return (time.perf_counter() - t0) * 1000
+        ms = (time.perf_counter() - t0) * 1000
+        self.ms += ms
+        return ms
 
     def check(self, text: str) -> Verdict:
         """The verdict on `text`, which extends every text checked before."""

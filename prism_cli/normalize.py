@@ -132,6 +132,8 @@ def clean(text: str) -> str:
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
                        "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e"})
 _LEET_CHARS = "01345789@$!|+€"
+_LEET_SET = frozenset(_LEET_CHARS) - {"!"}
+_BANG_RX = re.compile(r"![A-Za-z]")
 _TOKEN_RX = re.compile(r"(?<!\S)([\"'(\[]{0,4})([A-Za-z0-9@$!|+€]{1,24}?)([\"').,;:?!\]]{0,6})(?!\S)")
 _LEET_NEAR_RX = re.compile(r"[A-Za-z][01345789@$|+€]|[01345789@$!|+€][A-Za-z]")
 """A leet character touching a letter (a trailing "!" does not count): the cheap test first."""
@@ -153,6 +155,8 @@ def _leet_word(core: str) -> bool:
 
 def _undo_leet(text: str) -> str:
     """Only the whitespace-delimited words around a leet character touching a letter are looked at."""
+    if _LEET_SET.isdisjoint(text) and not ("!" in text and _BANG_RX.search(text)):
+        return text
     words: dict[tuple[int, int], str] = {}
     seen = -1
     for m in _LEET_NEAR_RX.finditer(text):
@@ -190,11 +194,19 @@ def _join_spacing(text: str) -> str:
         return text
 
     def join(m: re.Match[str]) -> str:
-        run = m.group(0)
-        return run.replace(m.group(1), "") if any(c.isalpha() for c in run) else run
+        run, sep = m.group(0), m.group(1)
+        end = m.end()
+        if end < len(m.string) and (m.string[end].isalnum() or m.string[end] == "_"):
+            run = run[:-2]  # its last letter begins a longer word ("и я люблю"): not part of the run
+        if len(run) < 5 or not any(c.isalpha() for c in run):
+            return m.group(0)
+        return run.replace(sep, "") + m.group(0)[len(run) :]
+
+    def pair(m: re.Match[str]) -> str:
+        return m.group(0).replace(m.group(1), "") if m.group(0).replace(m.group(1), "").isalpha() else m.group(0)
 
     out = _SPACED_RX.sub(join, text)
-    return _PAIR_RX.sub(join, out) if out != text else out
+    return _PAIR_RX.sub(pair, out) if out != text else out
 
 
 def deobfuscate(text: str) -> str:
@@ -215,6 +227,8 @@ _SEP_HEX_RX = re.compile(
     r"(?<![0-9A-Za-z])(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[ :,]?){%d,}|(?:\\x[0-9A-Fa-f]{2}){%d,}" % (MIN_ENCODED // 2, 4)
 )
 _PCT_RX = re.compile(r"(?:%[0-9A-Fa-f]{2}){4,}")
+_MAYBE_ENCODED_RX = re.compile(r"%[0-9A-Fa-f]{2}|\\x[0-9A-Fa-f]{2}|[0-9A-Fa-f]{2}[ :,][0-9A-Fa-f]{2}[ :,][0-9A-Fa-f]{2}")
+"""Cheap test for separated hex, \\x and %XX escapes; long runs are found with str.split."""
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 
 
@@ -296,6 +310,8 @@ def _replace_spans(text: str, rx: re.Pattern[str], dec: Callable[[str], str | No
 
 def decode_spans(text: str) -> str:
     """The text with every encoded span that decodes to readable text replaced by its decoding."""
+    if not _MAYBE_ENCODED_RX.search(text) and not any(len(w) >= MIN_ENCODED for w in text.split()):
+        return text
     budget = [MAX_SPANS]
     out = text
     for _ in range(2):  # base64 of hex, base64 of base64
@@ -322,12 +338,12 @@ _COMMON = frozenset(
 _ROT13 = str.maketrans(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"
 )
-_LETTERS_RX = re.compile(r"[A-Za-z]+")
+_PUNCT = ".,;:!?\"'()[]"
 _SEGMENT_RX = re.compile(r"[^.!?:;\n]+[.!?:;\n]*")
 
 
 def _common_words(text: str) -> int:
-    return sum(1 for w in _LETTERS_RX.findall(text.lower()) if w in _COMMON)
+    return sum(1 for w in text.lower().split() if w.strip(_PUNCT) in _COMMON)
 
 
 def rot13_segments(text: str) -> str:

@@ -200,7 +200,10 @@ def _join_spacing(text: str) -> str:
             run = run[:-2]  # its last letter begins a longer word ("и я люблю"): not part of the run
         if len(run) < 5 or not any(c.isalpha() for c in run):
             return m.group(0)
-        return run.replace(sep, "") + m.group(0)[len(run) :]
+        head, a = "", m.start()
+        if run[0] in "aAI" and len(run) >= 7 and a >= 2 and m.string[a - 1] == sep and m.string[a - 2].isalnum():
+            head, run = run[:2], run[2:]  # "make a b o m b": the article stays a word
+        return head + run.replace(sep, "") + m.group(0)[len(head) + len(run) :]
 
     def pair(m: re.Match[str]) -> str:
         return m.group(0).replace(m.group(1), "") if m.group(0).replace(m.group(1), "").isalpha() else m.group(0)
@@ -310,7 +313,7 @@ def _replace_spans(text: str, rx: re.Pattern[str], dec: Callable[[str], str | No
 
 def decode_spans(text: str) -> str:
     """The text with every encoded span that decodes to readable text replaced by its decoding."""
-    if not _MAYBE_ENCODED_RX.search(text) and not any(len(w) >= MIN_ENCODED for w in text.split()):
+    if not _MAYBE_ENCODED_RX.search(text) and max(map(len, text.split()), default=0) < MIN_ENCODED:
         return text
     budget = [MAX_SPANS]
     out = text
@@ -338,6 +341,8 @@ _COMMON = frozenset(
 _ROT13 = str.maketrans(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"
 )
+_ROT13_COMMON = frozenset(w.translate(_ROT13) for w in _COMMON)
+_ROT13_COMMON |= {w + p for w in _ROT13_COMMON for p in ".,?!:;"}
 _PUNCT = ".,;:!?\"'()[]"
 _SEGMENT_RX = re.compile(r"[^.!?:;\n]+[.!?:;\n]*")
 
@@ -348,7 +353,7 @@ def _common_words(text: str) -> int:
 
 def rot13_segments(text: str) -> str:
     """Segments (sentences, lines) whose rot13 reads as English more than they do, rot13-decoded."""
-    if _common_words(text.translate(_ROT13)) < 2:  # one pass decides for almost every text
+    if sum(map(_ROT13_COMMON.__contains__, text.lower().split())) < 2:  # decides for almost every text
         return text
 
     def sub(m: re.Match[str]) -> str:

@@ -180,7 +180,7 @@ class Cursor:
             return self._finalize([char_windows(text[self.starts[0] - self.base :])], end)
         spans: list[Span] | None = None
         if not fits(text, self.limit):
-            spans = [tuple(s) for s in self.moderator.token_spans(text)]  # type: ignore[misc]
+            spans = list(self.moderator.token_spans(text))
         levels: list[list[Span]] = []
         for k, start in enumerate(self.starts):
             off = start - self.base

@@ -87,7 +87,10 @@ class ClassifierModerator:
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) character offsets of the text's tokens, as the model's tokenizer cuts them."""
         enc = self._tok().encode(text, add_special_tokens=False)
-        return [*enc.offsets, *(o for part in enc.overflowing for o in part.offsets)]
+        spans = enc.offsets
+        for part in enc.overflowing:  # truncation is on for scoring: the rest comes as overflow
+            spans.extend(part.offsets)
+        return spans
 
     def _tok(self) -> Any:
         """The tokenizer alone (windows need it before, or without, the model)."""

@@ -51,7 +51,7 @@ def chat(
     from prism_cli.build import build_gate
     from prism_cli.commands.common import err_console, notice
     from prism_cli.errors import InputError
-    from prism_cli.session import ChatSession
+    from prism_cli.session import ChatSession, unscored_notice
 
     _validate(model, server, ctx, threads, temp, max_tokens)
     batch_mode = batch is not None or sys.stdin is None or not sys.stdin.isatty()
@@ -64,6 +64,9 @@ def chat(
     else:
         gate = build_gate(policy, moderator)
         make_gate = lambda name: build_gate(name, moderator)  # noqa: E731 - /policy NAME in the REPL
+    warning = unscored_notice(gate)
+    if warning:
+        notice(warning)
     engine = _open(model, server, n_ctx=ctx, threads=threads, gpu_layers=gpu_layers, chat_format=chat_format, seed=seed)
     try:
         if getattr(engine, "notice", None):

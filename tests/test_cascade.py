@@ -171,3 +171,19 @@ def test_a_failing_second_moderator_raises(clf_dir, policy, tmp_path):
     gate = Gate(policy, [cas], include_rules=False)
     v = gate.check("knife", "prompt")
     assert v.decision.value == "block" and v.error and "broken.gguf" in v.error
+
+
+def test_cascade_declares_the_smaller_stage_limit_for_windows(tmp_path):
+    """A cascade is windowed in its first stage's tokens, so the classifier never truncates."""
+    from prism_cli.moderators.base import Limited
+    from prism_cli.moderators.classifier import ClassifierModerator
+    from prism_cli.moderators.rules import RulesModerator
+    from prism_cli.policy import parse_policy
+    from tests.onnx_fixture import build_classifier
+
+    pol = parse_policy("name: c\ncategories: [{id: S9, name: W, description: w}]\n", "c.yaml")
+    clf = ClassifierModerator(build_classifier(tmp_path / "clf", max_length=16))
+    cas = CascadeModerator(clf, RulesModerator(pol))
+    assert isinstance(cas, Limited) and cas.max_tokens == 16
+    assert cas.token_spans("a bomb") == [(0, 1), (2, 6)]
+    assert CascadeModerator(RulesModerator(pol), RulesModerator(pol)).max_tokens is None

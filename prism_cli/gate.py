@@ -101,8 +101,8 @@ class Gate:
         if not texts:
             return []
         t0 = time.perf_counter()
-        streams = [GateStream(self, role, vid, context) for vid in ids]
         try:
+            streams = [GateStream(self, role, vid, context) for vid in ids]
             self._score(streams, [s.plan(t, end=True) for s, t in zip(streams, texts)], role, context)
         except Exception as e:  # noqa: BLE001 - any failure of a backend must fail closed
             ms = (time.perf_counter() - t0) * 1000 / len(texts)

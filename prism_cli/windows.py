@@ -161,11 +161,12 @@ class Cursor:
 
     def __init__(self, moderator: Any, sentence_level: bool = True):
         self.moderator = moderator
-        self.limit = input_limit(moderator)
-        self.focus = min(self.limit, FOCUS_TOKENS) if self.limit else None
-        levels = 2 if (self.limit and sentence_level) else 1
-        self.starts = [0] * levels
-        """Absolute offset where each level's first open window begins."""
+        self.sentence_level = sentence_level
+        self.limit: int | None = None
+        self.focus: int | None = None
+        self.starts: list[int] = []
+        """Absolute offset where each level's first open window begins (set on the first plan:
+        asking a moderator its limit may load its tokenizer, which may fail)."""
         self.base = 0
         self.pending = ""
         """The text from `base` = min(starts) on: nothing before it will be scored again."""
@@ -174,6 +175,10 @@ class Cursor:
 
     def plan(self, delta: str, end: bool) -> list[Window]:
         """Add text; the windows to score now (final ones once, the tail again). `end`: no more text."""
+        if not self.starts:
+            self.limit = input_limit(self.moderator)
+            self.focus = min(self.limit, FOCUS_TOKENS) if self.limit else None
+            self.starts = [0] * (2 if (self.limit and self.sentence_level) else 1)
         self.pending += delta
         text = self.pending
         if self.limit is None:

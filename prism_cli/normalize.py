@@ -25,8 +25,6 @@ MAX_SPANS decoded spans, so a huge or hostile text cannot blow up.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import unicodedata
 from typing import Callable
@@ -249,6 +247,9 @@ def _readable(raw: bytes) -> str | None:
 
 def _b64(span: str) -> str | None:
     """Decode a base64 (or url-safe) run, trying the 4 alignments a cut-off run can have."""
+    import base64  # only when a text holds a candidate run: keeps `prism check` start-up lean
+    import binascii
+
     body = span.rstrip("=")
     alt = b"-_" if ("-" in body or "_" in body) else None
     best: str | None = None

@@ -39,7 +39,7 @@ CHAR_OVERLAP = 1 << 12
 """Moderators without a limit, on text that arrives in pieces: windows of characters."""
 _SNAP = 8
 """Tokens a window edge may move back to fall between words."""
-_SENTENCE_END = re.compile(r"[.!?。！？…]+[\"'”’)\]]*(?=\s)\s*|\n\s*")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)\s*|[。！？]+[」』”）]*\s*|\n\s*")
 
 
 def input_limit(moderator: Any) -> int | None:

@@ -102,6 +102,8 @@ def test_sentences_and_char_windows():
     assert sentences("One. Two! Three?") == [(0, 5), (5, 10), (10, 16)]
     assert sentences("no end in sight") == [(0, 15)]
     assert sentences("Dr.Who and 3.14 stay whole.") == [(0, 27)]
+    assert sentences("東京です。大阪です。") == [(0, 5), (5, 10)]
+    assert sentences("line one\nline two") == [(0, 9), (9, 17)]
     big = "word " * 40_000
     wins = char_windows(big)
     assert wins[0][0] == 0 and wins[-1][1] == len(big)

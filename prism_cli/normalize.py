@@ -132,11 +132,16 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 _LEET_CHARS = "01345789@$!|+€"
 _LEET_SET = frozenset(_LEET_CHARS) - {"!"}
 _BANG_RX = re.compile(r"![A-Za-z]")
-_TOKEN_RX = re.compile(r"(?<!\S)([\"'(\[]{0,4})([A-Za-z0-9@$!|+€]{1,24}?)([\"').,;:?!\]]{0,6})(?!\S)")
+_TOKEN_RX = re.compile(r"(?<!\S)([\"'(\[]{0,4})([A-Za-z0-9@$!|+€']{1,24}?)([\"').,;:?!\]]{0,6})(?!\S)")
 _LEET_NEAR_RX = re.compile(r"[A-Za-z][01345789@$|+€]|[01345789@$!|+€][A-Za-z]")
 """A leet character touching a letter (a trailing "!" does not count): the cheap test first."""
-_LONE_RX = re.compile(r"(?<!\S)[0134](?!\S)")
-_NOT_LEET_RX = re.compile(r"\d{2}|[26]|^\d+(?:st|nd|rd|th|am|pm|[dkmsx])$", re.IGNORECASE)
+_LONE_RX = re.compile(r"(?<!\S)[01345789]{1,3}(?=[\s.,;:?!]|$)")
+"""In a leet text, short all-digit words are words too: 4 -> a, 70 -> to, 17 -> it."""
+_NOT_LEET_RX = re.compile(
+    r"[26]|^\d*(?:1st|2nd|3rd|[04-9]th|1[123]th)$|^\d+(?:am|pm|s|[kmgt]b|k?[gm]|km|mm|cm|ms|hz|px|[dhkmx])$",
+    re.IGNORECASE,
+)
+"""Not leet: words with digits leet never uses (h2o, mp4), ordinals (21st), numbers with a unit (10km, 5pm)."""
 _SPACED_RX = re.compile(r"(?<![^\W_])[^\W_](?:([ .\-_*·•|~/+])[^\W_])(?:\1[^\W_])+")
 _PAIR_RX = re.compile(r"(?<![^\W_])[^\W_]([ .\-_*·•|~/+])[^\W_](?![^\W_])")
 

@@ -142,8 +142,9 @@ _NOT_LEET_RX = re.compile(
     re.IGNORECASE,
 )
 """Not leet: words with digits leet never uses (h2o, mp4), ordinals (21st), numbers with a unit (10km, 5pm)."""
-_SPACED_RX = re.compile(r"(?<![^\W_])[^\W_](?:([ .\-_*·•|~/+])[^\W_])(?:\1[^\W_])+")
-_PAIR_RX = re.compile(r"(?<![^\W_])[^\W_]([ .\-_*·•|~/+])[^\W_](?![^\W_])")
+_SPACED_RX = re.compile(r"(?<!\S)[^\W_](?:([ .\-_*·•|~/+])(?:[^\W_]|'))(?:\1(?:[^\W_]|'))+")
+_PAIR_RX = re.compile(r"(?<!\S)[^\W_]([ .\-_*·•|~/+])[^\W_](?![^\W_])")
+"""Spaced runs start at a word boundary (after whitespace): "d.o I h.u.r.t" is three words."""
 
 
 def _leet_word(core: str) -> bool:

@@ -64,13 +64,13 @@ def chat(
     else:
         gate = build_gate(policy, moderator)
         make_gate = lambda name: build_gate(name, moderator)  # noqa: E731 - /policy NAME in the REPL
-    warning = unscored_notice(gate)
-    if warning:
-        notice(warning)
     engine = _open(model, server, n_ctx=ctx, threads=threads, gpu_layers=gpu_layers, chat_format=chat_format, seed=seed)
     try:
         if getattr(engine, "notice", None):
             notice(engine.notice)
+        warning = unscored_notice(gate)  # a banner line: categories this gate can never flag
+        if warning:
+            notice(warning)
         session = ChatSession(
             engine, gate, system=system, max_tokens=max_tokens, temperature=temp, seed=seed, on_notice=notice,
             on_verdict=lambda v, text: log_verdicts("chat", [v], [text], include_text=log_text),

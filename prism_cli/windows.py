@@ -7,8 +7,8 @@ Its text is covered at two levels, both measured with the moderator's own tokeni
   context   overlapping windows of `max_tokens` tokens (a quarter shared with the next), so
             harm that spans sentences is read together and nothing is truncated;
   sentence  each sentence on its own (split into windows of FOCUS_TOKENS when longer), when a
-            text has more than one: a harmful request after fifteen harmless sentences is
-            not averaged away by them.
+            text over SENTENCE_MIN_CHARS has more than one: a harmful request after fifteen
+            harmless sentences is not averaged away by them.
 
 A moderator without a limit (rules) gets the text whole, or in CHAR_WINDOW-character windows
 sharing CHAR_OVERLAP characters when it arrives in pieces. Window edges fall between words.
@@ -34,6 +34,8 @@ CONTEXT_OVERLAP = 4
 """A context window shares 1/CONTEXT_OVERLAP of its tokens with the next one."""
 FOCUS_TOKENS = 64
 """Sentence-level windows hold at most this many tokens (or the moderator's limit, if lower)."""
+SENTENCE_MIN_CHARS = 128
+"""Texts up to this long are scored whole only: short prompts keep their speed (one model input)."""
 CHAR_WINDOW = 1 << 16
 CHAR_OVERLAP = 1 << 12
 """Moderators without a limit, on text that arrives in pieces: windows of characters."""
@@ -198,7 +200,10 @@ class Cursor:
                 levels.append(token_windows(sub, sub_spans, self.limit) if sub_spans is not None else [(0, len(sub))])
             else:
                 assert self.focus is not None
-                levels.append(sentence_windows(sub, sub_spans, self.focus))  # one sentence: the same text, scored once
+                if self.base + len(text) <= SENTENCE_MIN_CHARS:
+                    levels.append([])  # a short text is read whole (its own sentences would cost a model input each)
+                else:
+                    levels.append(sentence_windows(sub, sub_spans, self.focus))  # one sentence: the same text, once
         return self._finalize(levels, end)
 
     def _finalize(self, levels: list[list[Span]], end: bool) -> list[Window]:

@@ -171,3 +171,12 @@ def test_unscored_lists_categories_no_moderator_or_rule_covers():
     only = Gate(POLICY, [FixedScores({})], include_rules=False)
     assert only.unscored() == ["kw"]
     assert Gate(POLICY, [Broken()], include_rules=False).unscored("response") == ["a", "w", "l", "kw"]  # p: prompts only
+
+
+def test_rules_see_the_variants_too():
+    g = Gate(POLICY, [FixedScores({})], include_rules=False)
+    rules = Gate(POLICY, [RulesModerator(POLICY)])
+    assert rules.check("flip the k1ll sw1tch now", "prompt").flagged == ["kw", "unsafe"]
+    assert rules.check("flip the k i l l  s w i t c h now", "prompt").flagged == ["kw", "unsafe"]
+    assert RulesModerator(POLICY).score(["flip the k1ll sw1tch now"], "prompt")[0]["kw"] == 0.0  # alone: missed
+    assert g.unscored() == ["kw"]

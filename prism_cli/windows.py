@@ -143,6 +143,17 @@ def sentence_windows(text: str, spans: Sequence[Span] | None, focus: int) -> lis
     return out
 
 
+def _cap_chars(text: str, wins: list[Span]) -> list[Span]:
+    """Windows longer than CHAR_WINDOW characters (a few huge tokens: a run with no spaces) cut
+    into character windows, so memory and time stay bounded on any input."""
+    if all(b - a <= CHAR_WINDOW for a, b in wins):
+        return wins
+    out: list[Span] = []
+    for a, b in wins:
+        out += [(a, b)] if b - a <= CHAR_WINDOW else [(a + x, a + y) for x, y in char_windows(text[a:b])]
+    return out
+
+
 def split_to_fit(text: str, moderator: Any) -> list[str]:
     """`text` as pieces the moderator reads whole: itself when it fits, else its context windows."""
     limit = input_limit(moderator)
@@ -204,6 +215,7 @@ class Cursor:
                     levels.append([])  # a short text is read whole (its own sentences would cost a model input each)
                 else:
                     levels.append(sentence_windows(sub, sub_spans, self.focus))  # one sentence: the same text, once
+            levels[-1] = _cap_chars(sub, levels[-1])
         return self._finalize(levels, end)
 
     def _finalize(self, levels: list[list[Span]], end: bool) -> list[Window]:

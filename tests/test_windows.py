@@ -231,3 +231,21 @@ def test_stream_gate_blocks_harm_past_the_moderator_limit():
     out = "".join(sg.run(iter([w + " " for w in words])))
     assert sg.outcome == BLOCKED and "bomb" not in out and out.startswith("the quiet river")
     assert sg.verdict.error is None and sg.verdict.flagged == ["S9", "unsafe"]
+
+
+def test_a_run_without_spaces_is_cut_into_bounded_windows():
+    """One huge "token" (a megabyte with no space) must not make one megabyte-long model input."""
+    from prism_cli.windows import CHAR_WINDOW
+
+    mod = WordModerator(32)
+    cur = Cursor(mod)
+    text = "x" * 1_000_000 + "bomb"
+    wins = []
+    for i in range(0, len(text), 100_000):
+        step = cur.plan(text[i : i + 100_000], end=False)
+        cur.commit(step, [{"S9": 0.0}] * len(step))
+        wins += [w for w in step if w.final]
+        assert len(cur.pending) <= CHAR_WINDOW + 100_000
+    wins += cur.plan("", end=True)
+    assert all(len(w.text) <= CHAR_WINDOW for w in wins)
+    assert wins[-1].text.endswith("bomb") and sum(len(w.text) for w in wins) >= len(text)

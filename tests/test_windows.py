@@ -249,3 +249,23 @@ def test_a_run_without_spaces_is_cut_into_bounded_windows():
     wins += cur.plan("", end=True)
     assert all(len(w.text) <= CHAR_WINDOW for w in wins)
     assert wins[-1].text.endswith("bomb") and sum(len(w.text) for w in wins) >= len(text)
+
+
+def test_stream_gate_with_the_real_classifier_scores_new_tokens_only(tmp_path):
+    """The fixture ONNX classifier (64 tokens) under a long streamed reply: per-check cost stays flat."""
+    from tests.onnx_fixture import build_classifier
+
+    folder = build_classifier(tmp_path / "clf", max_length=64)
+    words = filler(2400).split()
+
+    def run(n_words: int) -> tuple[StreamGate, ClassifierModerator]:
+        clf = ClassifierModerator(folder)
+        sg = StreamGate(Gate(POLICY, [clf], include_rules=False))
+        "".join(sg.run(iter([w + " " for w in words[:n_words]])))
+        assert sg.outcome == COMPLETE and clf.truncated == 0
+        return sg, clf
+
+    short_sg, short = run(240)
+    long_sg, long = run(2400)
+    assert long.tokens_scored / long_sg.checks <= 1.25 * short.tokens_scored / short_sg.checks + 8
+    assert long.tokens_scored <= 60 * 2400  # the whole reply at every check: ~600 x 2400

@@ -70,6 +70,8 @@ class ClassifierModerator:
         self._tokenizer: Any = None
         self.truncated = 0
         """Texts cut at max_length so far. The gate's windows keep it at 0: a test asserts it."""
+        self.tokens_scored = 0
+        """Tokens sent through the model so far (special tokens included): what a check costs."""
 
     def _label_index(self, label: str) -> int:
         if label not in self.labels:
@@ -137,6 +139,7 @@ class ClassifierModerator:
 
         encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
         self.truncated += sum(1 for e in encs if e.overflowing)
+        self.tokens_scored += sum(len(e.ids) for e in encs)
         order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
         probs = np.zeros((len(encs), len(self.labels)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):

@@ -158,9 +158,11 @@ class StreamGate:
         """Judge the response so far (the final check reuses a window check of the same text)."""
         t0 = time.perf_counter()
         if final:
-            if self._checked_len != len(text):
-                self.checks += 1
+            if self._checked_len == len(text) and self.verdict is not None:
+                self._stream.finish(text)  # the last window check saw this very text: its verdict stands
+                return self.verdict
             v = self._stream.finish(text)
+            self.checks += 1
         else:
             v = self._stream.check(text)
             self.checks += 1

@@ -1,5 +1,10 @@
 """Gate: policy + moderators -> Verdict. Pure logic, no runtime imports, no I/O.
 
+Every part of a text is scored: each moderator gets the text in windows of its own input
+limit (windows.py: overlapping context windows and, for a text of several sentences, each
+sentence), and every window in its normalized and decoded forms too (normalize.py). A text's
+score per category, and overall, is the maximum over all of them.
+
 A moderator that raises never lets a text through: the verdict carries the error and
 the policy's on_error decision (block unless the user chose otherwise).
 """
@@ -7,11 +12,13 @@ the policy's on_error decision (block unless the user chose otherwise).
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from prism_cli.moderators.base import Message, Moderator, Role
+from prism_cli.normalize import variants
 from prism_cli.policy import OVERALL, Policy
 from prism_cli.verdict import Decision, Scores, Verdict
+from prism_cli.windows import Cursor, Window, split_to_fit
 
 _ACTION = {"block": Decision.BLOCK, "warn": Decision.WARN, "log": Decision.ALLOW}
 _ON_ERROR = {"block": Decision.BLOCK, "warn": Decision.WARN, "allow": Decision.ALLOW}
@@ -68,6 +75,21 @@ class Gate:
             decisions.append(_ACTION[o.action])
         return Decision.worst(decisions), flagged, kept
 
+    def unscored(self, role: str | None = None) -> list[str]:
+        """Enabled policy categories (for `role`, if given) that no moderator or rule scores.
+
+        Their thresholds can never fire: only the overall threshold, if the policy has one,
+        can catch such harm. Commands report them instead of passing them silently."""
+        covered: set[str] = set()
+        for m in self.moderators:
+            covered |= set(m.categories())
+        cats = self.policy.active(role) if role else [c for c in self.policy.categories if c.enabled]
+        return [c.id for c in cats if c.id not in covered]
+
+    def open(self, role: Role, id: str = "0", context: Sequence[Message] | None = None) -> "GateStream":
+        """A text that arrives in pieces (a streamed reply, a large document)."""
+        return GateStream(self, role, id, context)
+
     def check_batch(
         self,
         texts: Sequence[str],
@@ -80,35 +102,60 @@ class Gate:
             return []
         t0 = time.perf_counter()
         try:
-            per_mod = [m.score(texts, role, context) for m in self.moderators]
-            for m, out in zip(self.moderators, per_mod):
-                if len(out) != len(texts):
-                    raise RuntimeError(f"{m.name} returned {len(out)} scores for {len(texts)} texts")
+            streams = [GateStream(self, role, vid, context) for vid in ids]
+            self._score(streams, [s.plan(t, end=True) for s, t in zip(streams, texts)], role, context)
         except Exception as e:  # noqa: BLE001 - any failure of a backend must fail closed
             ms = (time.perf_counter() - t0) * 1000 / len(texts)
             return [self._error_verdict(i, role, e, ms) for i in ids]
         ms = (time.perf_counter() - t0) * 1000 / len(texts)
-        verdicts = []
-        for j, vid in enumerate(ids):
-            merged = merge_scores([out[j] for out in per_mod])
-            decision, flagged, kept = self.decide(merged, role)
-            verdicts.append(
-                Verdict(
-                    id=vid,
-                    role=role,
-                    decision=decision,
-                    flagged=flagged,
-                    scores={k: v for k, v in kept.items() if k != OVERALL},
-                    unsafe=kept[OVERALL],
-                    moderator=self.name,
-                    policy=self.policy.name,
-                    ms=ms,
-                )
-            )
-        return verdicts
+        return [s.verdict(ms) for s in streams]
 
     def check(self, text: str, role: Role, id: str = "0", context: Sequence[Message] | None = None) -> Verdict:
         return self.check_batch([text], role, [id], context)[0]
+
+    def check_chunks(
+        self, chunks: Iterable[str], role: Role, id: str = "0", context: Sequence[Message] | None = None
+    ) -> Verdict:
+        """One document read in pieces: memory stays bounded by a chunk and a window, every window scored."""
+        stream = self.open(role, id, context)
+        for chunk in chunks:
+            stream.feed(chunk)
+            if stream.failed is not None:
+                break
+        v = stream.finish()
+        v.ms = stream.ms
+        return v
+
+    def _score(
+        self,
+        streams: Sequence["GateStream"],
+        plans: Sequence[list[list[Window]]],
+        role: Role,
+        context: Sequence[Message] | None,
+    ) -> None:
+        """Score planned windows, one call per moderator: each window in all its variants, each
+        variant cut to the moderator's limit, identical texts once; a window keeps the max."""
+        for k, m in enumerate(self.moderators):
+            texts: list[str] = []
+            index: dict[str, int] = {}
+            owners: list[list[list[int]]] = []
+            for plan in plans:
+                per_window = []
+                for w in plan[k]:
+                    mine: list[int] = []
+                    for n, v in enumerate(variants(w.text)):  # the window itself first: it fits
+                        for piece in [v] if n == 0 else split_to_fit(v, m):
+                            j = index.setdefault(piece, len(texts))
+                            if j == len(texts):
+                                texts.append(piece)
+                            mine.append(j)
+                    per_window.append(mine)
+                owners.append(per_window)
+            out = m.score(texts, role, context) if texts else []
+            if len(out) != len(texts):
+                raise RuntimeError(f"{m.name} returned {len(out)} scores for {len(texts)} texts")
+            for stream, plan, per_window in zip(streams, plans, owners):
+                stream.cursors[k].commit(plan[k], [merge_scores([out[j] for j in mine]) for mine in per_window])
 
     def _error_verdict(self, vid: str, role: str, e: Exception, ms: float) -> Verdict:
         msg = str(e) or type(e).__name__
@@ -121,4 +168,75 @@ class Gate:
             policy=self.policy.name,
             ms=ms,
             error=f"moderator failed: {msg}",
+        )
+
+
+class GateStream:
+    """One text under a gate as it grows. `check(text)` after each piece judges everything so far,
+    scoring only the windows new text touched; `feed(chunk)` scores only windows that are complete
+    (a document read in chunks); `finish()` scores the rest and gives the final verdict."""
+
+    def __init__(self, gate: Gate, role: Role, id: str, context: Sequence[Message] | None):
+        self.gate, self.role, self.id = gate, role, id
+        self.context = list(context) if context is not None else None
+        self.cursors = [Cursor(m) for m in gate.moderators]
+        self.seen = 0
+        """Characters received so far."""
+        self.failed: Exception | None = None
+        self.ms = 0.0
+        """Time spent scoring this text, all steps together."""
+        self._tail_fresh = False
+
+    def plan(self, delta: str, end: bool) -> list[list[Window]]:
+        self.seen += len(delta)
+        return [c.plan(delta, end) for c in self.cursors]
+
+    def _step(self, delta: str, end: bool, tail: bool) -> float:
+        t0 = time.perf_counter()
+        if self.failed is None:
+            try:
+                plans = self.plan(delta, end)
+                if not tail:
+                    plans = [[w for w in p if w.final] for p in plans]
+                self.gate._score([self], [plans], self.role, self.context)
+            except Exception as e:  # noqa: BLE001 - a failing backend fails the whole text closed
+                self.failed = e
+        self._tail_fresh = tail and not end
+        ms = (time.perf_counter() - t0) * 1000
+        self.ms += ms
+        return ms
+
+    def check(self, text: str) -> Verdict:
+        """The verdict on `text`, which extends every text checked before."""
+        if len(text) < self.seen:
+            raise ValueError("GateStream.check: the text must extend the text checked before")
+        return self.verdict(self._step(text[self.seen :], end=False, tail=True))
+
+    def feed(self, chunk: str) -> None:
+        self._step(chunk, end=False, tail=False)
+
+    def finish(self, text: str | None = None) -> Verdict:
+        """The final verdict: every window of the text scored (the tail of a last check is reused)."""
+        delta = "" if text is None else text[self.seen :]
+        if not delta and self._tail_fresh and self.failed is None:
+            for c in self.cursors:
+                c.final = c.current()
+            return self.verdict(0.0)
+        return self.verdict(self._step(delta, end=True, tail=True))
+
+    def verdict(self, ms: float) -> Verdict:
+        if self.failed is not None:
+            return self.gate._error_verdict(self.id, self.role, self.failed, ms)
+        merged = merge_scores([c.current() for c in self.cursors])
+        decision, flagged, kept = self.gate.decide(merged, self.role)
+        return Verdict(
+            id=self.id,
+            role=self.role,
+            decision=decision,
+            flagged=flagged,
+            scores={k: v for k, v in kept.items() if k != OVERALL},
+            unsafe=kept[OVERALL],
+            moderator=self.gate.name,
+            policy=self.gate.policy.name,
+            ms=ms,
         )

@@ -11,7 +11,9 @@ from typing import IO, Any, Callable
 
 from prism_cli.errors import PrismError
 from prism_cli.gate import Gate
-from prism_cli.session import INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BLOCKED, ChatSession, TurnResult, labels
+from prism_cli.session import (
+    INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BLOCKED, ChatSession, TurnResult, labels, unscored_notice,
+)
 from prism_cli.verdict import Decision, Verdict
 
 HELP = """\
@@ -212,6 +214,9 @@ class Repl:
             return
         self.session.gate = gate
         c.print(f"[dim]policy {_escape(gate.policy.name)}, moderator {_escape(gate.name)}[/]")
+        warning = unscored_notice(gate)
+        if warning:
+            c.print(f"[yellow]{_escape(warning)}[/]")
 
 
 def _escape(text: str) -> str:

@@ -253,3 +253,18 @@ def labels(verdict: Verdict | None, gate: Gate | None) -> str:
         return ", ".join(verdict.flagged)
     return ", ".join(gate.policy.label(c) + (f" [{c}]" if c != "unsafe" else "") for c in verdict.flagged)
 
+
+
+def unscored_notice(gate: Gate | None) -> str | None:
+    """The chat banner's warning when policy categories have no moderator or rule behind them."""
+    if gate is None:
+        return None
+    missing = gate.unscored()
+    if not missing:
+        return None
+    o = gate.policy.overall
+    fallback = (
+        f"only the overall threshold ({o.threshold:g}) can catch them" if o is not None
+        else "the policy has no overall threshold, so nothing catches them"
+    )
+    return f"not scored by {gate.name}: {', '.join(missing)} ({fallback}; prism policy show -m to see coverage)"

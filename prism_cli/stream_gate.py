@@ -8,6 +8,10 @@ just because a check came before the "s". Releases never split a word. On a bloc
 engine's iterator is closed at once, so generation stops; nothing released is withdrawn and
 the rest never appears. When the engine finishes, the complete response gets a final check
 before the held tail is released.
+
+Checks go through one GateStream (gate.py): each scores only the moderator windows that new
+tokens touched (plus the open tail window), so a check costs O(new tokens) however long the
+reply grows, and every part of it is scored, past any moderator's input limit.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class StreamGate:
         self.moderation_ms = 0.0
         self.gen_ms = 0.0
         self._checked_len = -1
+        self._stream = gate.open("response", id=id, context=self.context)
 
     # ------------------------------------------------------------------ setup
 
@@ -134,7 +139,7 @@ class StreamGate:
                     if out:
                         yield out
             text = "".join(parts)
-            v = self.verdict if self._checked_len == len(text) and self.verdict is not None else self._check(text)
+            v = self._check(text, final=True)
             if v.blocked:
                 self._block(v, text)
                 return
@@ -149,11 +154,19 @@ class StreamGate:
             if close is not None:
                 close()
 
-    def _check(self, text: str) -> Verdict:
+    def _check(self, text: str, final: bool = False) -> Verdict:
+        """Judge the response so far (the final check reuses a window check of the same text)."""
         t0 = time.perf_counter()
-        v = self.gate.check(text, "response", id=self.id, context=self.context)
+        if final:
+            if self._checked_len == len(text) and self.verdict is not None:
+                self._stream.finish(text)  # the last window check saw this very text: its verdict stands
+                return self.verdict
+            v = self._stream.finish(text)
+            self.checks += 1
+        else:
+            v = self._stream.check(text)
+            self.checks += 1
         self.moderation_ms += (time.perf_counter() - t0) * 1000
-        self.checks += 1
         self._checked_len = len(text)
         if v.decision is Decision.WARN and not v.error:
             self.warnings.append(v)

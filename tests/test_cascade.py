@@ -191,3 +191,19 @@ def test_the_guard_never_overwrites_a_category_it_does_not_score(tmp_path, guard
     assert out["jailbreak"] == pytest.approx(0.5)  # the classifier's, not replaced
     assert out["violence"] == g.score(["knife"], "prompt")[0]["violence"]  # the guard's, for what it scores
     g.close()
+
+
+def test_cascade_declares_the_smaller_stage_limit_for_windows(tmp_path):
+    """A cascade is windowed in its first stage's tokens, so the classifier never truncates."""
+    from prism_cli.moderators.base import Limited
+    from prism_cli.moderators.classifier import ClassifierModerator
+    from prism_cli.moderators.rules import RulesModerator
+    from prism_cli.policy import parse_policy
+    from tests.onnx_fixture import build_classifier
+
+    pol = parse_policy("name: c\ncategories: [{id: S9, name: W, description: w}]\n", "c.yaml")
+    clf = ClassifierModerator(build_classifier(tmp_path / "clf", max_length=16))
+    cas = CascadeModerator(clf, RulesModerator(pol))
+    assert isinstance(cas, Limited) and cas.max_tokens == 16
+    assert cas.token_spans("a bomb") == [(0, 1), (2, 6)]
+    assert CascadeModerator(RulesModerator(pol), RulesModerator(pol)).max_tokens is None

@@ -51,7 +51,7 @@ def chat(
     from prism_cli.build import build_gate
     from prism_cli.commands.common import err_console, notice
     from prism_cli.errors import InputError
-    from prism_cli.session import ChatSession
+    from prism_cli.session import ChatSession, unscored_notice
 
     _validate(model, server, ctx, threads, temp, max_tokens)
     batch_mode = batch is not None or sys.stdin is None or not sys.stdin.isatty()
@@ -68,6 +68,9 @@ def chat(
     try:
         if getattr(engine, "notice", None):
             notice(engine.notice)
+        warning = unscored_notice(gate)  # a banner line: categories this gate can never flag
+        if warning:
+            notice(warning)
         session = ChatSession(
             engine, gate, system=system, max_tokens=max_tokens, temperature=temp, seed=seed, on_notice=notice,
             on_verdict=lambda v, text: log_verdicts("chat", [v], [text], include_text=log_text),

@@ -1,9 +1,15 @@
-"""`prism check`: one text in, a verdict out; the exit code is the decision (a shell filter)."""
+"""`prism check`: one text in, a verdict out; the exit code is the decision (a shell filter).
+
+The text is read in chunks and scored as it arrives, window by window (gate.check_chunks), so
+a large document is checked in bounded memory: the pieces are kept only as the text itself
+(for --pass, which echoes it after the verdict, and the log's hash), never as model inputs.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 
@@ -34,17 +40,32 @@ def check(
     from prism_cli.build import build_gate
     from prism_cli.commands.common import verdict_line
     from prism_cli.errors import EXIT_BLOCK, EXIT_MODERATOR, InputError
-    from prism_cli.textio import read_document
+    from prism_cli.textio import read_document_chunks
 
     if role not in ("prompt", "response"):
         raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
-    doc, name = read_document(file, text)
+    name = "--text" if text is not None else (file if file and file != "-" else "<stdin>")
+    chunks = read_document_chunks(file, text)
+    first = next(chunks)  # input errors (missing file, binary data) come before loading a moderator
     gate = build_gate(policy, moderator)
-    verdict = gate.check(doc, role, id=name)  # type: ignore[arg-type]
+    pieces = [first]
+
+    def kept() -> Iterator[str]:
+        yield first
+        for chunk in chunks:
+            pieces.append(chunk)
+            yield chunk
+
+    verdict = gate.check_chunks(kept(), role, id=name)  # type: ignore[arg-type]
+    for chunk in chunks:  # a moderator that failed stopped reading: input errors still surface (exit 2)
+        pieces.append(chunk)
+    doc = "".join(pieces)
     verdict.text = doc
     log_verdicts("check", [verdict], [doc], include_text=log_text)
     if json_out:
-        print(verdict.to_json(include_text))
+        d = verdict.to_dict(include_text)
+        d["unscored"] = gate.unscored(role)
+        print(json.dumps(d, ensure_ascii=False))
     if not quiet:
         print(verdict_line(verdict, gate.policy), file=sys.stderr)
     if pass_through and not verdict.blocked:

@@ -46,8 +46,11 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="One JSON objec
 def show_cmd(
     name: str = typer.Argument("default", help="Policy name or YAML file."),
     yaml_out: bool = typer.Option(False, "--yaml", help="Print the resolved policy (after extends) as YAML."),
+    moderator: Optional[str] = typer.Option(
+        None, "--moderator", "-m", help="Show coverage with this moderator (default: the one check would use)."
+    ),
 ) -> None:
-    """Show a policy's categories, thresholds and actions. Example: prism policy show strict"""
+    """Show a policy's categories, thresholds, actions and what scores each. Example: prism policy show strict"""
     from prism_cli.policy import policy_to_dict
     from prism_cli.policy_store import load_policy
 
@@ -66,12 +69,38 @@ def show_cmd(
             f"stream: window {p.stream.window}, holdback {p.stream.holdback}   source: {p.source}")
     if p.overall:
         c.print(f"overall P(unsafe) >= {p.overall.threshold} -> {p.overall.action}")
-    t = Table("id", "name", "applies to", "threshold", "action", "rules", "description")
+    scorers, why = _scorers(p, moderator)
+    t = Table("id", "name", "applies to", "threshold", "action", "rules", "scored by", "description")
     for cat in p.categories:
         rules = len(cat.rules.keywords) + len(cat.rules.patterns)
+        by = ", ".join(scorers.get(cat.id, [])) or ("[bold red]nothing[/]" if scorers else "?")
         t.add_row(cat.id, cat.name + ("" if cat.enabled else " (off)"), ",".join(cat.applies_to), f"{cat.threshold:g}",
-                  cat.action, str(rules) if rules else "", cat.description)
+                  cat.action, str(rules) if rules else "", by if cat.enabled else "-", cat.description)
     c.print(t)
+    if why:
+        c.print(f"[yellow]coverage unknown: {why}[/]")
+        return
+    missing = [cat.id for cat in p.categories if cat.enabled and not scorers.get(cat.id)]
+    if missing:
+        fallback = (f"only the overall threshold ({p.overall.threshold:g}) can catch them" if p.overall
+                    else "no overall threshold: nothing catches them")
+        c.print(f"[bold red]not scored by any moderator or rule:[/] {', '.join(missing)} ({fallback})")
+
+
+def _scorers(p: object, moderator: Optional[str]) -> tuple[dict[str, list[str]], Optional[str]]:
+    """Category id -> names of the gate's backends that score it; or why the moderator cannot be built."""
+    from prism_cli.build import build_gate
+    from prism_cli.errors import PrismError
+
+    try:
+        gate = build_gate(p, moderator)  # type: ignore[arg-type]
+    except PrismError as e:
+        return {}, str(e)
+    out: dict[str, list[str]] = {}
+    for m in gate.moderators:
+        for cid in sorted(m.categories()):
+            out.setdefault(cid, []).append(m.name)
+    return out, None
 
 
 @policy_app.command("init")

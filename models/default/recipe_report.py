@@ -1,6 +1,6 @@
 """Test-split figures of an exported prism-default 2.x folder: writes the held-out sets as JSONL for
 `prism eval` (work/eval/) and returns numpy metrics per set. Figures on data the recipe never read
-(hand-written probes, Eval-only sets) come from measure.py."""
+(hand-written probes, Eval-only sets) come from the separate evaluation harness in this folder."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ from recipe_weights import augment, targets  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--epochs", type=float, default=1.5)
     ap.add_argument("--lr", type=float, default=8e-5)
     ap.add_argument("--out", type=Path, default=HERE, help="where the model folder files go")
     ap.add_argument("--threads", type=int, default=2)

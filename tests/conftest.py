@@ -29,6 +29,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _default_sigint():
+    """Every test starts with Python's own Ctrl-C handler. A native library loaded in-process (llama.cpp,
+    onnxruntime) can leave SIGINT ignored at the C level, and an ignored SIGINT is inherited by every
+    prism subprocess a later test starts: its Ctrl-C tests then see no interrupt at all."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_prism_home(tmp_path_factory):
     old = os.environ.get("PRISM_HOME")

@@ -107,5 +107,8 @@ def test_scores_cover_the_policy_categories(home):
     assert rc == 1
     assert {f"S{i}" for i in range(1, 15)} | {"jailbreak"} <= set(v["scores"])
     assert all(0.0 <= p <= v["unsafe"] + 1e-6 for p in v["scores"].values()) and v["unsafe"] >= 0.5
-    assert "S9" in v["flagged"]
-    assert v["scores"]["S9"] > v["scores"]["S12"]
+    assert "unsafe" in v["flagged"]
+    # the category heads name the harm (P(category | unsafe)); they are conservative, so the overall
+    # head is what blocks here and the category is the highest-scored one
+    assert max(v["scores"], key=v["scores"].get) == "S9"
+    assert v["scores"]["S9"] > 3 * v["scores"]["S12"]

@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     tmp.replace(out)
-    if not a.only:  # the markdown the model card embeds (recipe_card.py)
+    if not a.only:  # the markdown the model card embeds (write_card.py)
         md = out.with_name("report.md")
         md.with_name("report.md.part").write_text(text + "\n", encoding="utf-8")
         md.with_name("report.md.part").replace(md)

@@ -3,7 +3,7 @@ work/metrics.json (train.py: data, calibration, test split, int8 parity), work/h
 results.json (measure.py: hand-written probes and Eval-only sets beside 1.0 and profanity-check) and
 work/bench.json (the bench/ figures, when present). Run after train.py and measure.py:
 
-    python models/default/recipe_card.py
+    python models/default/write_card.py
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         L += ["## Speed (2-core machine)", ""] + [f"- {k}: {v}" for k, v in bench.items()] + [""]
     L += ["## Reproduce", "",
           "```", "pip install -e '.[train]'", "python models/default/train.py        # writes model.onnx, tokenizer.json, prism.json",
-          "python models/default/measure.py --rebuild", "python models/default/recipe_card.py", "```", "",
+          "python models/default/measure.py --rebuild", "python models/default/write_card.py", "```", "",
           f"Training took {metrics['train_seconds'] / 60:.0f} min on this project's 2-core CPU machine (shared with other work);",
           f"the whole recipe {metrics['total_seconds'] / 60:.0f} min. Crops of {MAX_LEN_TRAIN} tokens, 1 epoch, seed fixed;",
           "torch's CPU kernels make a re-run close to, not bit-identical with, the shipped file.", ""]
@@ -96,7 +96,7 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
 def main() -> None:
     metrics = _read(WORK / "metrics.json")
     if metrics is None:
-        sys.exit("recipe_card: run train.py first (no work/metrics.json)")
+        sys.exit("write_card: run train.py first (no work/metrics.json)")
     report = (WORK / "heldout" / "report.md").read_text(encoding="utf-8") if (WORK / "heldout" / "report.md").is_file() else None
     notes = (HERE / "CARD_NOTES.md").read_text(encoding="utf-8") if (HERE / "CARD_NOTES.md").is_file() else ""
     (HERE / "MODEL_CARD.md").write_text(card(metrics, report, _read(WORK / "bench.json"), notes), encoding="utf-8")

@@ -31,9 +31,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _default_sigint():
-    """Every test starts with Python's own Ctrl-C handler. A native library loaded in-process (llama.cpp,
-    onnxruntime) can leave SIGINT ignored at the C level, and an ignored SIGINT is inherited by every
-    prism subprocess a later test starts: its Ctrl-C tests then see no interrupt at all."""
+    """Every test starts with Python's own Ctrl-C handler. A suite started as a background job (`cmd &`
+    in a non-interactive shell) inherits SIGINT ignored, and so would every prism subprocess a test
+    starts: its Ctrl-C tests would then see no interrupt at all."""
     import signal
 
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -153,7 +153,9 @@ def test_a_signal_mid_scan_removes_the_temp_file(tmp_path, home, policy, sig):
     out = tmp_path / "v.jsonl"
     env = {**os.environ, "PRISM_HOME": str(home), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "prism_cli", "scan", str(big), "-m", "rules", "-p", str(policy), "-q", "--include-text", "--out", str(out)]
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+    # the signal at its default action in prism, as in a terminal: a run under nohup, or as a background
+    # job, would inherit it ignored, and prism rightly keeps an ignored signal ignored
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not any(tmp_path.glob(".v.jsonl.*.tmp")):  # the scan has started writing
         assert time.monotonic() < deadline and p.poll() is None

@@ -30,9 +30,21 @@ def export_int8(model, out: Path, log: Callable[[str], None] = print) -> Path:
     dest = out / "model.onnx"
     tmp = out / "model.onnx.tmp"
     quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)  # per-tensor flipped 4.4% of decisions
-    tmp.replace(dest)
+    preoptimize(tmp, dest)
+    tmp.unlink()
     log(f"exported {fp32.stat().st_size / 1e6:.1f} MB fp32 -> {dest.stat().st_size / 1e6:.1f} MB int8")
     return dest
+
+
+def preoptimize(src: Path, dest: Path) -> None:
+    """Save the graph after onnxruntime's extended (hardware-independent) fusions, so that creating a
+    session at every `prism check` does not redo them: 108 -> 45 ms on this machine."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(dest)
+    ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
 
 
 def write_model_folder(out: Path, version: str, max_len: int) -> None:

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from prism_cli.moderators.base import Message, Moderator, Role
 from prism_cli.normalize import variants
 from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import Decision, Scores, Verdict
+from prism_cli.verdict import REFUSED, Decision, Scores, Verdict
 from prism_cli.windows import Cursor, Window, split_to_fit
 
 _ACTION = {"block": Decision.BLOCK, "warn": Decision.WARN, "log": Decision.ALLOW}
@@ -229,6 +229,7 @@ class GateStream:
             return self.gate._error_verdict(self.id, self.role, self.failed, ms)
         merged = merge_scores([c.current() for c in self.cursors])
         decision, flagged, kept = self.gate.decide(merged, self.role)
+        refused = {REFUSED: round(merged[REFUSED], 6)} if REFUSED in merged else {}
         return Verdict(
             id=self.id,
             role=self.role,
@@ -239,4 +240,5 @@ class GateStream:
             moderator=self.gate.name,
             policy=self.gate.policy.name,
             ms=ms,
+            extra=refused,
         )

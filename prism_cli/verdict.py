@@ -30,6 +30,11 @@ class Decision(str, Enum):
 _RANK = {Decision.ALLOW: 0, Decision.WARN: 1, Decision.BLOCK: 2}
 
 
+REFUSED = "refused"
+"""Score key a guard model (Qwen3Guard) gives for "the assistant refused": P(refusal) of a response. It is
+no harm category: the gate reports it in the verdict as `refused` and never blocks on it."""
+
+
 @dataclass
 class Verdict:
     """What the gate decided about one text.

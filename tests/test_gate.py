@@ -177,3 +177,25 @@ def test_rules_see_the_variants_too():
     assert rules.check("flip the k i l l  s w i t c h now", "prompt").flagged == ["kw", "unsafe"]
     assert RulesModerator(POLICY).score(["flip the k1ll sw1tch now"], "prompt")[0]["kw"] == 0.0  # alone: missed
     assert g.unscored() == ["kw"]
+
+
+class _RefusalGuard:
+    """What Qwen3Guard's backend returns for a reply (it cannot run here without its weights): P(unsafe)
+    and P(refusal) under the REFUSED key, which is no policy category."""
+
+    name = "refusal-guard@1"
+
+    def score(self, texts, role, context=None):
+        return [{"unsafe": 0.1, "S1": 0.1, "refused": 0.93} for _ in texts]
+
+    def categories(self, role=None):
+        return {"S1"}
+
+
+def test_a_guard_refusal_signal_reaches_the_verdict_and_never_blocks():
+    from prism_cli.policy_store import load_policy
+
+    gate = Gate(load_policy("default"), [_RefusalGuard()])
+    v = gate.check("I'm sorry, I can't help with that.", "response")
+    assert v.decision.value == "allow" and "refused" not in v.flagged
+    assert v.to_dict()["refused"] == 0.93

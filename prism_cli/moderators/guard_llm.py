@@ -29,14 +29,10 @@ from prism_cli.moderators.base import Message, Role
 from prism_cli.moderators.guard_formats import FORMATS, Plan, Query, get_format
 from prism_cli.moderators.guard_tokens import Piece, PromptTokens
 from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import Scores
+from prism_cli.verdict import REFUSED, Scores  # REFUSED: P(the reply is a refusal), Qwen3Guard's 'Refusal:' line
 
 DEFAULT_N_CTX = 4096
 _GGUF_MAGIC = b"GGUF"
-REFUSED = "refused"
-"""Scores key: P(the moderated reply is a refusal), from Qwen3Guard's 'Refusal: Yes|No' line. A policy
-category with this id (applies_to: response, action: log) puts it in verdicts; it is never sent to a
-guard as a category of its own."""
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

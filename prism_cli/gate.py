@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from prism_cli.moderators.base import Message, Moderator, Role
 from prism_cli.normalize import variants
 from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import REFUSED, Decision, Scores, Verdict
+from prism_cli.verdict import REFUSED, Decision, Scores, Verdict, controversial_key
 from prism_cli.windows import Cursor, Window, split_to_fit
 
 _ACTION = {"block": Decision.BLOCK, "warn": Decision.WARN, "log": Decision.ALLOW}
@@ -59,15 +59,23 @@ class Gate:
         flagged: list[str] = []
         decisions: list[Decision] = []
         kept: Scores = {}
+        contro: Scores = {}
         for c in self.policy.active(role):
             p = scores.get(c.id)
             if p is None:
                 continue
             kept[c.id] = p
+            pc = scores.get(controversial_key(c.id), 0.0) if c.controversial == "warn" else 0.0
+            if pc:
+                contro[controversial_key(c.id)] = pc
             if p >= c.threshold:
                 flagged.append(c.id)
                 decisions.append(_ACTION[c.action])
+            elif p + pc >= c.threshold:  # a guard's "Controversial" verdict counted: never more than a warning
+                flagged.append(c.id)
+                decisions.append(min(_ACTION[c.action], Decision.WARN, key=lambda d: d.rank))
         unsafe = scores.get(OVERALL, max(kept.values(), default=0.0))
+        kept.update(contro)
         kept[OVERALL] = unsafe
         o = self.policy.overall
         if o is not None and role in o.applies_to and unsafe >= o.threshold:

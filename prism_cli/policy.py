@@ -17,8 +17,9 @@ from prism_cli.errors import PolicyError
 ROLES = ("prompt", "response")
 ACTIONS = ("block", "warn", "log")
 ON_ERROR = ("block",)  # prism fails closed: a text no moderator could check is never released
-CONTROVERSIAL = ("block", "allow")
-"""What a guard's "Controversial" verdict (Qwen3Guard) means for a category: counts as unsafe, or not."""
+CONTROVERSIAL = ("block", "warn", "allow")
+"""What a guard's "Controversial" verdict (Qwen3Guard) means for a category: counts as unsafe, can only
+warn (reported beside the category's own score, never blocking), or is ignored."""
 OVERALL = "unsafe"
 
 

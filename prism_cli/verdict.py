@@ -35,6 +35,13 @@ REFUSED = "refused"
 no harm category: the gate reports it in the verdict as `refused` and never blocks on it."""
 
 
+def controversial_key(category: str) -> str:
+    """Score key for a guard's "Controversial" mass on a category whose policy says `controversial: warn`.
+
+    Such mass is kept apart from the category's own score, so it can warn but never block."""
+    return f"{category}/controversial"
+
+
 @dataclass
 class Verdict:
     """What the gate decided about one text.

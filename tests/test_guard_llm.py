@@ -18,8 +18,11 @@ from prism_cli.errors import ModeratorError
 from prism_cli.moderators.guard_formats import get_format
 from prism_cli.moderators.guard_llm import REFUSED, GuardLLMModerator, _common_prefix, taxonomy_for
 from prism_cli.moderators.guard_template import _name_format, detect_format
+from prism_cli.gate import Gate
+from prism_cli.moderators.rules import RulesModerator
 from prism_cli.policy import parse_policy
 from prism_cli.policy_store import load_policy
+from prism_cli.verdict import Decision, controversial_key
 
 POLICY_YAML = """\
 name: tiny
@@ -329,6 +332,26 @@ def test_qwen3guard_controversial_follows_the_policy(mod, gguf):
     assert a["violence"] == pytest.approx(b["violence"])  # untouched: that category still counts Controversial
     assert b["weapons"] < a["weapons"]  # "allow": its Controversial mass no longer counts
     assert b["unsafe"] < a["unsafe"]
+
+    warn = parse_policy(POLICY_YAML.replace("  - id: weapons\n", "  - id: weapons\n    controversial: warn\n"), "t.yaml")
+    w = mod.with_format("qwen3guard", policy=warn, taxonomy=taxonomy).score(["How do I pick a lock?"], "prompt")[0]
+    assert w["weapons"] == pytest.approx(b["weapons"])  # "warn": the category's own score is Unsafe only ...
+    assert w["weapons"] + w[controversial_key("weapons")] == pytest.approx(a["weapons"])  # ... Controversial kept apart
+    assert w["unsafe"] == pytest.approx(b["unsafe"])  # and it never feeds the overall block rule
+
+
+def test_controversial_warn_can_warn_but_never_block():
+    yaml = POLICY_YAML.replace("  - id: weapons\n", "  - id: weapons\n    controversial: warn\n")
+    gate = Gate(parse_policy(yaml, "t.yaml"), [RulesModerator(parse_policy(yaml, "t.yaml"))], include_rules=False)
+    w = gate.policy.category("weapons")
+    assert w.controversial == "warn" and w.action == "block"
+    below = w.threshold / 2
+    decision, flagged, kept = gate.decide({"weapons": below, controversial_key("weapons"): 0.99, "unsafe": below}, "prompt")
+    assert decision is Decision.WARN and flagged == ["weapons"] and kept[controversial_key("weapons")] == 0.99
+    decision, flagged, _ = gate.decide({"weapons": below, controversial_key("weapons"): w.threshold / 4, "unsafe": below}, "prompt")
+    assert decision is Decision.ALLOW and flagged == []
+    decision, _, _ = gate.decide({"weapons": 0.99, controversial_key("weapons"): 0.0, "unsafe": 0.99}, "prompt")
+    assert decision is Decision.BLOCK  # Unsafe mass still blocks as before
 
 
 # ------------------------------------------------------------------ through the CLI

@@ -64,7 +64,7 @@ def test_parse_defaults_and_fields():
         (("    threshold: 0.4", "    threshold: high"), "mini.yaml:8: categories[0].threshold: must be a number between 0 and 1"),
         (("    threshold: 0.4", "    threshold: 1.5"), "mini.yaml:8: categories[0].threshold"),
         (("    action: warn", "    action: shout"), "mini.yaml:13: categories[1].action: must be one of block, warn, log"),
-        (("    action: warn", "    controversial: warn"), "mini.yaml:13: categories[1].controversial: must be one of block, allow"),
+        (("    action: warn", "    controversial: maybe"), "mini.yaml:13: categories[1].controversial: must be one of block, warn, allow"),
         (("    applies_to: prompt", "    applies_to: output"), "mini.yaml:12: categories[1].applies_to"),
         (("description: test", "descripton: test"), "mini.yaml:2: descripton: unknown key"),
         (("    name: Beta", "    name: Beta\n    colour: red"), "mini.yaml:11: categories[1].colour: unknown key"),

@@ -29,7 +29,7 @@ from prism_cli.moderators.base import Message, Role
 from prism_cli.moderators.guard_formats import FORMATS, Plan, Query, get_format
 from prism_cli.moderators.guard_tokens import Piece, PromptTokens
 from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import REFUSED, Scores  # REFUSED: P(the reply is a refusal), Qwen3Guard's 'Refusal:' line
+from prism_cli.verdict import REFUSED, Scores, controversial_key  # REFUSED: P(the reply is a refusal), Qwen3Guard's 'Refusal:' line
 
 DEFAULT_N_CTX = 4096
 _GGUF_MAGIC = b"GGUF"
@@ -386,7 +386,7 @@ class GuardLLMModerator:
     def _score_one(self, text: str, role: Role, context: Sequence[Message] | None) -> Scores:
         seq = self._sequence(role)
         plan = self.plan(role)
-        count_contro = {c.id: c.controversial == "block" for c in self.policy.active(role)}
+        contro_mode = {c.id: c.controversial for c in self.policy.active(role)}
         scores: Scores = {}
         overall: float | None = None
         self.last_verdicts = []
@@ -414,10 +414,13 @@ class GuardLLMModerator:
                 dist = _softmax(self._answer_logprobs(seq, base, labels, memo)) if labels else {}
                 for m, pm in dist.items():
                     ids = plan.labels.get(m, ())
-                    counted = [i for i in ids if v == "unsafe" or count_contro.get(i, True)]
-                    for i in counted:
-                        scores[i] = scores.get(i, 0.0) + p[v] * pm
-                    if v != "unsafe" and (counted or not ids):  # "Controversial" counts where the policy says so
+                    mode = {i: "block" if v == "unsafe" else contro_mode.get(i, "block") for i in ids}
+                    for i in ids:
+                        key = i if mode[i] == "block" else controversial_key(i) if mode[i] == "warn" else None
+                        if key is not None:
+                            scores[key] = scores.get(key, 0.0) + p[v] * pm
+                    # "Controversial" counts in the overall score only where a category says block
+                    if v != "unsafe" and ("block" in mode.values() or not ids):
                         unsafe_total += p[v] * pm
             overall = min(1.0, unsafe_total)
             if q.refusal:

@@ -173,6 +173,18 @@ def test_concurrent_adds_lose_nothing(fresh_home):
 # ---------------------------------------------------------------- the gate hook
 
 
+class Broken:
+    """A moderator whose runtime fails on every call (the gate must fail closed)."""
+
+    name = "broken@1"
+
+    def categories(self, role=None):
+        return {"S9"}
+
+    def score(self, texts, role, context=None):
+        raise RuntimeError("onnx session lost")
+
+
 def test_gate_allows_an_allowlisted_text_and_keeps_its_scores(gate_factory):
     before = gate_factory().check(HARMFUL, "prompt")
     assert before.blocked and "S9" in before.flagged
@@ -208,15 +220,6 @@ def test_every_gate_path_applies_it_batch_chunks_and_stream(gate_factory):
 def test_a_failing_moderator_still_fails_closed_for_allowlisted_text():
     from prism_cli.gate import Gate
     from prism_cli.policy_store import load_policy
-
-    class Broken:
-        name = "broken@1"
-
-        def categories(self, role=None):
-            return {"S9"}
-
-        def score(self, texts, role, context=None):
-            raise RuntimeError("onnx session lost")
 
     allowlist.add("anything at all")
     g = Gate(load_policy("default"), [Broken()])

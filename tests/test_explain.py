@@ -89,15 +89,7 @@ def test_budget_zero_searches_nothing_and_says_why(gate):
 def test_a_failing_moderator_gives_the_error_not_a_guess():
     from prism_cli.gate import Gate
     from prism_cli.policy_store import load_policy
-
-    class Broken:
-        name = "broken@1"
-
-        def categories(self, role=None):
-            return {"S9"}
-
-        def score(self, texts, role, context=None):
-            raise RuntimeError("onnx session lost")
+    from tests.test_allowlist import Broken
 
     ex = explain(Gate(load_policy("default"), [Broken()]), HARMFUL, "prompt")
     assert ex.decision == "block" and "onnx session lost" in ex.error and ex.spans == []

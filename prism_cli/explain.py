@@ -200,12 +200,10 @@ class _Budget:
         self.rate = max(check_ms, 0.05) / max(text_len, 1)
         self.left = self.total = budget_ms
         self.checks = 0
-        self.stopped = False
 
     def run(self, gate: Any, texts: list[str], role: str, context: Sequence[Message] | None) -> list[Scores] | None:
         chars = sum(len(t) for t in texts)
         if chars * self.rate > self.left:
-            self.stopped = True
             return None
         t0 = time.perf_counter()
         got = _batch(gate, texts, role, context)
@@ -272,13 +270,13 @@ def _occlude(
         got = budget.run(gate, [_cut(text, s, e) for s, e in parts] + [text[s:e] for s, e in parts], role, context)
         if got is None:
             return spans, method, (f"{over}: parts not narrowed further" if spans else f"spans not searched: {over}")
-        drops = [base[lead] - got[i][lead] for i in range(len(parts))]
+        drops = [base[lead] - got[i].get(lead, 0.0) for i in range(len(parts))]
         i = max(range(len(parts)), key=drops.__getitem__)
-        if drops[i] < max(MIN_DROP, 0.25 * base[lead]) and got[i][lead] >= targets[0].threshold:
-            i, repeated = max(range(len(parts)), key=lambda j: got[len(parts) + j][lead]), True
+        if drops[i] < max(MIN_DROP, 0.25 * base[lead]) and got[i].get(lead, 0.0) >= targets[0].threshold:
+            i, repeated = max(range(len(parts)), key=lambda j: got[len(parts) + j].get(lead, 0.0)), True
         s, e = parts[i]
         e = len(text[:e].rstrip())
-        spans = [Span(s, e, text[s:e], lead, base[lead], got[i][lead])]
+        spans = [Span(s, e, text[s:e], lead, base[lead], got[i].get(lead, 0.0))]
         method, region = "parts", parts[i]
     note = "removing no single part lowers the score (the flagged content repeats): the part scoring highest " \
            "on its own is shown" if repeated else None

@@ -270,7 +270,7 @@ def test_cli_check_allow_records_then_list_remove_restores_the_block(fresh_home)
 
 
 def test_cli_malformed_file_exit_2_one_line_everywhere(fresh_home):
-    assert prism(fresh_home, "allow", "add", "--keep-text", "-n", "why", "fine text").returncode == 0
+    assert prism(fresh_home, "allow", "add", "--keep-text", "--note", "why", "fine text").returncode == 0
     f = allowlist.path()
     f.write_text(f.read_text() + "oops\n")
     for args in (["check", "-t", "hello"], ["allow", "list"], ["allow", "more text"]):

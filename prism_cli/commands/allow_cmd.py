@@ -44,13 +44,13 @@ def add(
     text: Optional[str] = typer.Argument(None, help="The text; '-' or nothing reads stdin."),
     file: Optional[str] = typer.Option(None, "--file", "-f", help="Read the text from this file."),
     role: str = typer.Option("any", "--role", "-r", help="any (default), prompt or response: where the entry applies."),
-    note: Optional[str] = typer.Option(None, "--note", "-n", help="Your words on why it is fine, kept with the entry."),
+    note: Optional[str] = typer.Option(None, "--note", help="Your words on why it is fine, kept with the entry."),
     keep_text: bool = typer.Option(False, "--keep-text", help="Also store the text itself (default: only its keyed hash)."),
 ) -> None:
     """Allow a text: the gate then allows it (the verdict says "allowlisted": true). Only the whole text
     matches, after case, spacing and look-alike letters are normalized.
 
-    Examples: prism allow "kill the child processes"   ·   prism chat ... ; echo "$REPLY" | prism allow -r response -
+    Examples: prism allow "kill the child processes"   ·   echo "$REPLY" | prism allow add -r response -
     """
     from prism_cli.allowlist import add as add_entry
     from prism_cli.commands.common import notice

@@ -151,16 +151,6 @@ class AllowList:
                              "(prism allow clear --yes, then allow the texts again)")
         return key
 
-    def find(self, text: str, role: str | None = None) -> Entry | None:
-        """The entry that covers `text` (for `role`; any role when None), or None."""
-        if not self.entries:
-            return None
-        h = digest(text, self._verified_key(False))  # type: ignore[arg-type]
-        for e in self.entries:
-            if e.hmac == h and (role is None or e.covers(role)):
-                return e
-        return None
-
     def matcher(self) -> Callable[[str, str], bool] | None:
         """A fast test `(text, role) -> allow-listed?` for the gate; None when the list is empty."""
         if not self.entries:

@@ -225,16 +225,11 @@ def explain(
     """Explain the gate's verdict on `text` (re-checked here, so the spans and the scores agree)."""
     t0 = time.perf_counter()
     base = gate.check(text, role, context=context)  # type: ignore[arg-type]
-    ex = Explanation(text, role, base.decision.value, base.decision.value, bool(base.extra.get(ALLOWLISTED)), [], [],
-                     "none", 1, 0.0, gate.name, gate.policy.name)
+    ex = from_verdict(gate, base, text)
+    ex.checks = 1
     if base.error is not None:
-        ex.error, ex.note = base.error, "the moderator failed, so the text counts as blocked (prism fails closed)"
         ex.ms = (time.perf_counter() - t0) * 1000
         return ex
-    scores = _scores(base)
-    decision, fired, _ = gate.decide(scores, role)
-    ex.policy_decision = decision.value
-    ex.reasons = _policy_reasons(gate, role, scores, fired)
     targets = sorted([r for r in ex.reasons if r.fired] or ex.reasons[:1],
                      key=lambda r: (r.id == OVERALL, -r.score / max(r.threshold, 1e-9)))  # a named category leads
     if targets and targets[0].score >= MIN_DROP:
@@ -248,6 +243,23 @@ def explain(
         if ex.method == "none" and any(r.codes for r in targets):
             ex.method = "codes"
     ex.ms = (time.perf_counter() - t0) * 1000
+    return ex
+
+
+def from_verdict(gate: Any, verdict: Verdict, text: str = "") -> Explanation:
+    """The categories of a verdict against the gate's policy, with no check and no span search:
+    what /why can say about a reply that was withheld (its text must not be shown)."""
+    ex = Explanation(text, verdict.role, verdict.decision.value, verdict.decision.value,
+                     bool(verdict.extra.get(ALLOWLISTED)), [], [], "none", 0, 0.0, verdict.moderator, verdict.policy)
+    if verdict.error is not None:
+        ex.error, ex.note = verdict.error, "the moderator failed, so the text counts as blocked (prism fails closed)"
+        return ex
+    scores = _scores(verdict)
+    decision, fired, _ = gate.decide(scores, verdict.role)
+    ex.policy_decision = decision.value
+    ex.reasons = _policy_reasons(gate, verdict.role, scores, fired)
+    if any(r.codes for r in ex.reasons):
+        ex.method = "codes"
     return ex
 
 
@@ -365,7 +377,10 @@ def render(ex: Explanation) -> str:
         lines.append(f"  note: {ex.note}")
     how = {"words": "occlusion by words", "parts": "occlusion by parts", "codes": "guard category codes",
            "none": "scores only"}[ex.method]
-    lines.append(f"  ({how}: {ex.checks} checks in {ex.ms:.0f} ms)")
+    if ex.checks:
+        lines.append(f"  ({how}: {ex.checks} checks in {ex.ms:.0f} ms)")
+    elif not ex.error:
+        lines.append("  (from the verdict's scores; the withheld text is not searched or shown)")
     return "\n".join(lines)
 
 
@@ -373,6 +388,12 @@ def _label(r: Reason) -> str:
     return r.name if r.id == OVERALL else f"{r.name} [{r.id}]"
 
 
-def why(gate: Any, verdict: Verdict, text: str, context: Sequence[Message] | None = None) -> str:
-    """The REPL's /why in one call: the rendered explanation of `verdict` on `text`."""
+def why(gate: Any, verdict: Verdict, text: str | None, context: Sequence[Message] | None = None) -> str:
+    """The REPL's /why in one call: the rendered explanation of `verdict` on `text`.
+
+    A blocked prompt: pass the prompt (the user's own words; spans are searched). A reply blocked
+    mid-stream: pass None, since its flagged part was withheld and /why must not show it; the
+    categories come from the verdict alone."""
+    if text is None:
+        return render(from_verdict(gate, verdict))
     return render(explain(gate, text, verdict.role, context))

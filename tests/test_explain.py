@@ -214,3 +214,10 @@ def test_a_rules_policy_points_at_its_keyword(tmp_path):
     ex = explain(Gate(pol, [RulesModerator(pol)]), text, "response")
     assert [r.id for r in ex.reasons if r.fired] == ["rude"]
     assert [s.text for s in ex.spans] == ["stupid"] and ex.spans[0].without == 0.0
+
+
+def test_why_for_a_withheld_reply_uses_the_verdict_and_shows_no_text(gate):
+    v = gate.check(HARMFUL, "response")
+    out = why(gate, v, None)
+    assert out.startswith("why: block") and "Indiscriminate Weapons [S9]" in out
+    assert "bomb" not in out and "»" not in out and "withheld text is not searched" in out

@@ -8,8 +8,8 @@ shortest run of up to MAX_SPAN_WORDS words that explains most of the drop. When 
 single part lowers the score (the flagged content repeats), the part that scores highest on
 its own is reported instead.
 
-Occlusion costs a batch of checks: ~50 for a short prompt, about 10x one classifier check in
-time (bench/bench_explain.py). It runs only within a time budget estimated from one check, so
+Occlusion costs a batch of copies: ~45 for a short prompt, 10-20x one classifier check in time
+(bench/bench_explain.py: ~0.1 s; a 224-word document ~1.7 s). It runs only within a time budget estimated from one check, so
 with a slow guard model it falls back to sentences, or to the guard's category codes alone.
 """
 

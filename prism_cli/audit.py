@@ -69,6 +69,8 @@ def record(
     }
     if verdict.error is not None:
         rec["error"] = verdict.error
+    if verdict.extra.get("allowlisted"):
+        rec["allowlisted"] = True
     if include_text:
         rec["text"] = text
     return rec

@@ -32,8 +32,12 @@ def resolve_policy(policy: str | Policy | None) -> Policy:
 
 
 def build_gate(policy: str | Policy | None = None, moderator: str | None = None, **options: object) -> Gate:
+    from prism_cli.allowlist import gate_matcher
+
     pol = resolve_policy(policy)
-    return Gate(pol, [load_chosen(moderator, pol, **options)])
+    gate = Gate(pol, [load_chosen(moderator, pol, **options)])
+    gate.allowed = gate_matcher()  # the user's allow-list applies wherever a command builds its gate
+    return gate
 
 
 def check_config_value(key: str, value: Any) -> tuple[Any, str | None]:

@@ -12,12 +12,12 @@ the policy's on_error decision (block unless the user chose otherwise).
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from prism_cli.moderators.base import Message, Moderator, Role
 from prism_cli.normalize import variants
 from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import REFUSED, Decision, Scores, Verdict, controversial_key
+from prism_cli.verdict import ALLOWLISTED, REFUSED, Decision, Scores, Verdict, controversial_key
 from prism_cli.windows import Cursor, Window, split_to_fit
 
 _ACTION = {"block": Decision.BLOCK, "warn": Decision.WARN, "log": Decision.ALLOW}
@@ -53,6 +53,8 @@ class Gate:
         self.policy = policy
         self.moderators = mods
         self.name = "+".join(m.name for m in mods)
+        self.allowed: Callable[[str, str], bool] | None = None
+        """The user's allow-list (build.py sets it): a whole text it covers is allowed, its scores kept."""
 
     def decide(self, scores: Scores, role: str) -> tuple[Decision, list[str], Scores]:
         """Apply thresholds and actions; returns (decision, flagged ids, the scores the policy reads)."""
@@ -194,9 +196,12 @@ class GateStream:
         self.ms = 0.0
         """Time spent scoring this text, all steps together."""
         self._tail_fresh = False
+        self._text: list[str] = []  # kept only for the allow-list
 
     def plan(self, delta: str, end: bool) -> list[list[Window]]:
         self.seen += len(delta)
+        if self.gate.allowed is not None:
+            self._text.append(delta)
         return [c.plan(delta, end) for c in self.cursors]
 
     def _step(self, delta: str, end: bool, tail: bool) -> float:
@@ -238,6 +243,8 @@ class GateStream:
         merged = merge_scores([c.current() for c in self.cursors])
         decision, flagged, kept = self.gate.decide(merged, self.role)
         refused = {REFUSED: round(merged[REFUSED], 6)} if REFUSED in merged else {}
+        if self.gate.allowed is not None and self.gate.allowed("".join(self._text), self.role):
+            decision, flagged, refused = Decision.ALLOW, [], {**refused, ALLOWLISTED: True}
         return Verdict(
             id=self.id,
             role=self.role,

@@ -35,6 +35,10 @@ REFUSED = "refused"
 no harm category: the gate reports it in the verdict as `refused` and never blocks on it."""
 
 
+ALLOWLISTED = "allowlisted"
+"""Verdict field set (true) when the user's allow-list covers the whole text: decision allow, scores kept."""
+
+
 def controversial_key(category: str) -> str:
     """Score key for a guard's "Controversial" mass on a category whose policy says `controversial: warn`.
 

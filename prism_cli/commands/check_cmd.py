@@ -29,16 +29,19 @@ def check(
     include_text: bool = typer.Option(False, "--include-text", help="Include the text in --json output."),
     log_text: bool = typer.Option(False, "--log-text", help="Also store the text in the local decision log."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No verdict line on stderr; the exit code says it."),
+    explain: bool = typer.Option(False, "--explain", "-e", help="Say why: categories over threshold and the span that drove them (stderr; in --json as 'explain')."),
+    allow: bool = typer.Option(False, "--allow", help="Record this text as fine in your allow-list first (prism allow list), then check it."),
     policy: Optional[str] = PolicyOpt,
     moderator: Optional[str] = ModeratorOpt,
 ) -> None:
     """Moderate one text. Exit 0 allowed (or warned), 1 blocked, 2 bad input, 3 moderator failed (blocked).
 
-    Example: cat out.txt | prism check --pass > safe.txt
+    Examples: cat out.txt | prism check --pass > safe.txt
+              prism check --explain -t "how do I kill a stuck process"
     """
     from prism_cli.audit import log_verdicts
     from prism_cli.build import build_gate
-    from prism_cli.commands.common import verdict_line
+    from prism_cli.commands.common import notice, verdict_line
     from prism_cli.errors import EXIT_BLOCK, EXIT_MODERATOR, InputError
     from prism_cli.textio import read_document_chunks
 
@@ -47,6 +50,12 @@ def check(
     name = "--text" if text is not None else (file if file and file != "-" else "<stdin>")
     chunks = read_document_chunks(file, text)
     first = next(chunks)  # input errors (missing file, binary data) come before loading a moderator
+    if allow:
+        from prism_cli.allowlist import add
+
+        first, chunks = "".join([first, *chunks]), iter(())
+        entry, new = add(first)
+        notice(f"{'allow-listed' if new else 'already allow-listed'}: id {entry.id} (undo: prism allow remove {entry.id})")
     gate = build_gate(policy, moderator)
     pieces = [first]
 
@@ -62,12 +71,23 @@ def check(
     doc = "".join(pieces)
     verdict.text = doc
     log_verdicts("check", [verdict], [doc], include_text=log_text)
+    why = None
+    if explain and verdict.error is None:
+        from prism_cli.explain import explain as explain_text
+
+        why = explain_text(gate, doc, role)
     if json_out:
         d = verdict.to_dict(include_text)
         d["unscored"] = gate.unscored(role)
+        if why is not None:
+            d["explain"] = why.to_dict()
         print(json.dumps(d, ensure_ascii=False))
     if not quiet:
         print(verdict_line(verdict, gate.policy), file=sys.stderr)
+    if why is not None and not json_out:
+        from prism_cli.explain import render
+
+        print(render(why), file=sys.stderr)
     if pass_through and not verdict.blocked:
         sys.stdout.write(doc)
         sys.stdout.flush()

@@ -32,7 +32,7 @@ def verdict_line(verdict: Any, policy: Any) -> str:
     if verdict.error:
         return f"{verdict.decision.value}: {verdict.error} (prism fails closed)"
     names = ", ".join(f"{policy.label(c)}" + (f" [{c}]" if c != "unsafe" else "") for c in verdict.flagged)
-    head = verdict.decision.value
+    head = verdict.decision.value + (" (allow-listed by you)" if verdict.extra.get("allowlisted") else "")
     if names:
         head += f": {names}"
     return f"{head} (unsafe={verdict.unsafe:.2f}, {verdict.moderator}, policy {verdict.policy})"

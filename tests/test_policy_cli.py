@@ -48,7 +48,8 @@ categories:
 @pytest.fixture()
 def env(tmp_path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if k not in ("VISUAL", "EDITOR")}
-    e.update(PRISM_HOME=str(tmp_path / "home"), NO_COLOR="1", PYTHONPATH=str(ROOT))
+    # TMPDIR: the copies `edit` keeps after a rejected edit land in the test's own folder
+    e.update(PRISM_HOME=str(tmp_path / "home"), NO_COLOR="1", PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
     return e
 
 

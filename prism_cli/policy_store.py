@@ -26,7 +26,7 @@ def find_policy(name_or_path: str) -> Path:
     `policy init family` wrote."""
     p = Path(name_or_path).expanduser()
     if p.suffix in (".yaml", ".yml") or p.exists():
-        if p.is_file() or (p.exists() and not p.is_dir()):
+        if p.exists() and not p.is_dir():  # a file, or a pipe such as <(...)
             return p
         stored = [d / p.name for d in policy_dirs()] if p.name == name_or_path else []
         for f in stored:

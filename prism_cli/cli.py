@@ -15,7 +15,8 @@ app = typer.Typer(
     name="prism",
     help="Moderate prompts and outputs of local language models against a policy you can read, offline.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -23,8 +24,21 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"prism {__version__}")
+        print(f"prism {__version__}, bundled moderator {_bundled_model()}")
         raise typer.Exit()
+
+
+def _bundled_model() -> str:
+    """NAME VERSION of the shipped classifier, from its prism.json (no runtime is loaded)."""
+    import json
+
+    from prism_cli.paths import shipped_models_dir
+
+    try:
+        meta = json.loads((shipped_models_dir() / "default" / "prism.json").read_text(encoding="utf-8"))
+        return f"{meta['name']} {meta['version']}"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"unreadable ({type(e).__name__})"
 
 
 @app.callback()

@@ -220,6 +220,8 @@ def _with_retries(entry: Entry, spec: FileSpec, what: str, fn: Callable[[], T],
         try:
             return fn()
         except (_Retryable, httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as e:
+            if _unreachable(e):  # no DNS, no route, nobody listening: waiting will not change it
+                raise DownloadError(_network_message(entry, spec, what, e, timeout)) from None
             now = progress()
             if now > seen:
                 attempt, seen = 0, now
@@ -229,6 +231,23 @@ def _with_retries(entry: Entry, spec: FileSpec, what: str, fn: Callable[[], T],
             attempt += 1
             _notice(f"{spec.dest}: {_short(e)}; retrying in {delay:.1f}s ({attempt}/{retries})")
             time.sleep(delay)
+
+
+def _unreachable(e: BaseException) -> bool:
+    """A connect that failed for a reason retries cannot fix: the name does not resolve, the host refuses
+    the connection or there is no route. Timeouts, dropped connections and 5xx stay retryable."""
+    import socket
+
+    seen: set[int] = set()
+    c: BaseException | None = e
+    while c is not None and id(c) not in seen:
+        seen.add(id(c))
+        if isinstance(c, (socket.gaierror, ConnectionRefusedError)):
+            return True
+        if isinstance(c, OSError) and c.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return True
+        c = c.__cause__ or c.__context__
+    return False
 
 
 def _short(e: BaseException) -> str:
@@ -244,8 +263,17 @@ def _network_message(entry: Entry, spec: FileSpec, what: str, e: BaseException, 
     if isinstance(e, httpx2.TimeoutException):
         return f"{entry.name}: {what} {spec.filename} timed out (no data for {timeout:g}s; {TIMEOUT_ENV} sets the limit)"
     if isinstance(e, httpx2.ConnectError):
-        return f"{entry.name}: cannot reach {constants.ENDPOINT} (no network? {_short(e)})"
+        host = _host(e) or urlsplit(constants.ENDPOINT).netloc
+        return f"{entry.name}: cannot reach {host} (no network? {_short(e)})"
     return f"{entry.name}: {what} {spec.filename} failed: {_short(e)}"
+
+
+def _host(e: BaseException) -> str | None:
+    """The host a failed request was for (the Hub, or the CDN it redirected to), if httpx recorded it."""
+    try:
+        return str(e.request.url.netloc.decode())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - no request attached: the caller names the Hub endpoint
+        return None
 
 
 def _metadata(entry: Entry, spec: FileSpec) -> Any:

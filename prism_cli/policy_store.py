@@ -21,11 +21,19 @@ def policy_dirs() -> list[Path]:
 
 
 def find_policy(name_or_path: str) -> Path:
+    """A policy's file from a name (user policies first) or a path. A bare file name that is not in the
+    current folder is looked up among the policies too, so `validate family.yaml` finds what
+    `policy init family` wrote."""
     p = Path(name_or_path).expanduser()
     if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.exists() or p.is_dir():
-            raise PolicyError(f"{name_or_path}: no such policy file")
-        return p
+        if p.exists() and not p.is_dir():  # a file, or a pipe such as <(...)
+            return p
+        stored = [d / p.name for d in policy_dirs()] if p.name == name_or_path else []
+        for f in stored:
+            if f.is_file():
+                return f
+        where = f" (nor in {user_policies_dir()})" if stored else ""
+        raise PolicyError(f"{name_or_path}: no such policy file{where}")
     for d in policy_dirs():
         for ext in (".yaml", ".yml"):
             f = d / f"{name_or_path}{ext}"
@@ -63,6 +71,13 @@ def _parse(text: str, path: Path, chain: tuple[Path, ...]) -> Policy:
         return load_policy(str(rel) if rel.is_file() else base_spec, chain + (path,))
 
     return parse_policy(text, str(path), resolve=resolve)
+
+
+def replace_policy_text(path: Path, text: str) -> None:
+    """Validate `text` as the policy at `path` (its extends resolved from there), then replace the file
+    atomically: a policy that does not validate is never written."""
+    _parse(text, path.resolve(), ())
+    write_atomic(path, text)
 
 
 def list_policies() -> dict[str, Path]:
@@ -113,7 +128,6 @@ def init_policy(name: str, base: str, dest: Path | None, full: bool, force: bool
             f"  #   rules:\n"
             f"  #     keywords: [the ending, plot twist]\n"
         )
-    _parse(text, target.resolve(), ())  # what we write must validate before it becomes visible
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, text)
+    replace_policy_text(target, text)  # what we write must validate before it becomes visible
     return target

@@ -334,7 +334,9 @@ def test_chat_without_llama_cpp_says_what_to_install(gemma_path):
     )
     r = subprocess.run([sys.executable, "-c", code], input="hello\n", capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
+    from prism_cli.install_hint import install_command  # the command that works from this install
+
     assert r.stderr.strip().splitlines() == [
-        "prism: error: running a GGUF in process needs llama-cpp-python: pip install 'prism-cli[llama]' "
+        f"prism: error: running a GGUF in process needs llama-cpp-python: {install_command('llama')} "
         "(import of llama_cpp halted; None in sys.modules)"
     ]

@@ -224,14 +224,29 @@ def test_disk_full_is_a_one_line_error(tmp_path, hub, setup):
     assert not (tmp_path / "home" / "models" / "tiny").exists()
 
 
-def test_no_network_is_a_one_line_error(tmp_path, hub, setup):
-    _, _, env = setup
+def _closed_port_url() -> str:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    r = prism({**env, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "PRISM_RETRIES": "1"}, "models", "pull", "tiny")
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("endpoint", ["closed-port", "http://nonexistent.invalid"])
+def test_unreachable_hub_fails_fast_in_one_line(tmp_path, hub, setup, endpoint):
+    """Connection refused and a name that does not resolve are not retried: waiting cannot fix them.
+    With 3 retries at a 5 s backoff, retrying would take 35 s; the pull must end in a few seconds."""
+    import time
+
+    _, _, env = setup
+    url = _closed_port_url() if endpoint == "closed-port" else endpoint
+    t0 = time.monotonic()
+    r = prism({**env, "HF_ENDPOINT": url, "PRISM_RETRIES": "3", "PRISM_RETRY_BACKOFF": "5"}, "models", "pull", "tiny")
+    elapsed = time.monotonic() - t0
     assert r.returncode == 2
-    assert "cannot reach" in error_line(r)
+    line = error_line(r)
+    assert "cannot reach" in line and url.split("//")[1] in line
+    assert "retrying" not in r.stderr
+    assert elapsed < 15, f"took {elapsed:.1f}s"
+    assert not (tmp_path / "home" / "models" / "tiny").exists()
 
 
 def test_unpinned_entry_refused_unless_allowed(tmp_path, hub, gguf):

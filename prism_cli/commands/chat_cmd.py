@@ -18,7 +18,7 @@ def chat(
     model: Optional[str] = typer.Argument(None, help="GGUF file to run in process (with --server: the model name to ask for)."),
     server: Optional[str] = typer.Option(None, "--server", help="URL of a llama.cpp / llama_cpp.server / Ollama / OpenAI-compatible server."),
     ctx: Optional[int] = typer.Option(None, "--ctx", "-c", help="Context window in tokens (default 4096)."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", help="CPU threads for the model."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model (no -t: that is --text)."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", "-ngl", help="Layers to offload to a GPU (llama.cpp builds with GPU support)."),
     temp: float = typer.Option(0.7, "--temp", help="Sampling temperature; 0 is greedy (deterministic)."),
     max_tokens: int = typer.Option(512, "--max-tokens", "-n", help="Most tokens per reply."),

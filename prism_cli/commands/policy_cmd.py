@@ -1,4 +1,4 @@
-"""`prism policy list | show | init | validate`: read, copy and check acceptable use policies."""
+"""`prism policy list | show | init | validate | path | edit`: read, copy, check and edit acceptable use policies."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ from typing import Optional
 
 import typer
 
-policy_app = typer.Typer(help="List, show, create and validate policies.", no_args_is_help=True)
+policy_app = typer.Typer(help="List, show, create, edit and validate policies.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
+
+
+def _names(incomplete: str) -> list[str]:
+    """Shell completion: policy names (shipped and yours) that start with what was typed."""
+    from prism_cli.policy_store import list_policies
+
+    return [n for n in list_policies() if n.startswith(incomplete)]
 
 
 @policy_app.command("list")
@@ -44,7 +51,7 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="One JSON objec
 
 @policy_app.command("show")
 def show_cmd(
-    name: str = typer.Argument("default", help="Policy name or YAML file."),
+    name: str = typer.Argument("default", help="Policy name or YAML file.", autocompletion=_names),
     yaml_out: bool = typer.Option(False, "--yaml", help="Print the resolved policy (after extends) as YAML."),
     moderator: Optional[str] = typer.Option(
         None, "--moderator", "-m", help="Show coverage with this moderator (default: the one check would use)."
@@ -106,25 +113,45 @@ def _scorers(p: object, moderator: Optional[str]) -> tuple[dict[str, list[str]],
 @policy_app.command("init")
 def init_cmd(
     name: str = typer.Argument("my-policy", help="Name of the new policy."),
-    base: str = typer.Option("default", "--from", help="Policy to start from."),
+    base: str = typer.Option("default", "--from", help="Policy to start from.", autocompletion=_names),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of the user policy folder."),
     full: bool = typer.Option(False, "--full", help="Copy every category instead of extending the base."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Create a policy you can edit. Example: prism policy init family --from strict"""
+    """Create a policy you can edit; prints the file it wrote. Example: prism policy init family --from strict"""
     from prism_cli.commands.common import notice
     from prism_cli.policy_store import init_policy
 
     path = init_policy(name, base, out, full, force)
     print(path)
-    notice(f"wrote policy '{name}'; use it with --policy {name if out is None else path}")
+    ref = name if out is None else str(path)
+    notice(f"wrote policy '{name}' to {path}; edit it with `prism policy edit {ref}`, use it with --policy {ref}")
 
 
 @policy_app.command("validate")
-def validate_cmd(files: list[Path] = typer.Argument(..., help="Policy YAML files.")) -> None:
-    """Check policy files; errors name the file, line and key (exit 2). Example: prism policy validate my.yaml"""
-    from prism_cli.policy_store import load_policy
+def validate_cmd(
+    specs: list[str] = typer.Argument(..., metavar="NAME|FILE...", help="Policy names or YAML files.",
+                                      autocompletion=_names),
+) -> None:
+    """Check policies by name or file; errors name the file, line and key (exit 2). Example: prism policy validate family"""
+    from prism_cli.policy_store import find_policy, load_policy
 
-    for f in files:
-        p = load_policy(str(f))
-        print(f"{f}: ok ({p.name}: {len(p.categories)} categories)")
+    for spec in specs:
+        p = load_policy(spec)
+        print(f"{find_policy(spec)}: ok ({p.name}: {len(p.categories)} categories)")
+
+
+@policy_app.command("path")
+def path_cmd(name: str = typer.Argument(..., help="Policy name or YAML file.", autocompletion=_names)) -> None:
+    """Print the file a policy name stands for (yours shadow shipped ones). Example: prism policy path family"""
+    from prism_cli.policy_store import find_policy
+
+    print(find_policy(name).resolve())
+
+
+@policy_app.command("edit")
+def edit_cmd(name: str = typer.Argument(..., help="Your policy's name or a YAML file.", autocompletion=_names)) -> None:
+    """Open a policy in $VISUAL / $EDITOR; it is saved only if it validates. Example: prism policy edit family"""
+    from prism_cli.policy_edit import edit_policy
+
+    edit_policy(name)

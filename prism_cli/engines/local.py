@@ -112,7 +112,9 @@ class LocalEngine:
         try:
             import llama_cpp
         except ImportError as e:
-            raise EngineError(f"running a GGUF in process needs llama-cpp-python: pip install 'prism-cli[llama]' ({e})") from None
+            from prism_cli.install_hint import install_command
+
+            raise EngineError(f"running a GGUF in process needs llama-cpp-python: {install_command('llama')} ({e})") from None
 
         self._lib = llama_cpp
         path = Path(model_path)

@@ -247,7 +247,9 @@ class GuardLLMModerator:
         try:
             from llama_cpp import Llama
         except ImportError as e:
-            raise ModeratorError(f"guard models need llama-cpp-python: pip install 'prism-cli[llama]' ({e})") from None
+            from prism_cli.install_hint import install_command
+
+            raise ModeratorError(f"guard models need llama-cpp-python: {install_command('llama')} ({e})") from None
         log = io.StringIO()
         kwargs: dict[str, Any] = dict(n_ctx=self.n_ctx, n_batch=self.n_batch, logits_all=False, verbose=False)
         if self.threads:

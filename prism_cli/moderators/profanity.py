@@ -28,7 +28,7 @@ def _load() -> tuple[Callable[[list[str]], Any], str]:
     except ImportError as e:
         raise ModeratorError(
             f"the profanity-check baseline needs the package {PACKAGE} "
-            f"(pip install {PACKAGE}, or pip install 'prism-cli[train]'): {e}"
+            f"(pip install {PACKAGE}): {e}"
         ) from None
     from importlib.metadata import PackageNotFoundError, version
 

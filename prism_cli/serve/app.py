@@ -50,6 +50,8 @@ class Prism:
         self.executor = ThreadPoolExecutor(max_workers=slots + 4, thread_name_prefix="prism-serve")
         self.shutting_down = threading.Event()
         self.started = time.time()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The serving event loop (set at startup): tests count its tasks."""
 
     async def in_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -294,6 +296,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def build_app(prism: Prism) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        prism.loop = asyncio.get_running_loop()
         yield
         await prism.close()
 

@@ -36,6 +36,23 @@ def rules_gate(word: str, **kw: Any) -> Gate:
     return Gate(policy, [RulesModerator(policy)])
 
 
+def client(url: str, key: str = "unused") -> Any:
+    """The official openai client, without retries (a test sees the first answer)."""
+    import openai
+
+    return openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=120)
+
+
+def streamed(stream: Any) -> tuple[str, str | None]:
+    """A streamed chat reply's text and finish_reason."""
+    text, finish = [], None
+    for ch in stream:
+        if ch.choices:
+            text.append(ch.choices[0].delta.content or "")
+            finish = ch.choices[0].finish_reason or finish
+    return "".join(text), finish
+
+
 @contextlib.contextmanager
 def serving(prism: Any, grace: float = 2.0) -> Iterator[str]:
     """Run build_app(prism) with uvicorn in a thread; yields "http://127.0.0.1:PORT/v1"."""

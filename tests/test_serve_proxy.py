@@ -17,7 +17,7 @@ from prism_cli.serve.app import Prism
 from prism_cli.serve.limits import ServeOptions
 from tests.llama_server import free_port
 from tests.scripted_upstream import Script, scripted_upstream
-from tests.serve_helpers import rules_gate, serving, word_policy
+from tests.serve_helpers import client, rules_gate, serving, streamed, word_policy
 
 WORD = "dynamite"
 SAFE = [f" word{i}" for i in range(30)]
@@ -37,18 +37,6 @@ def proxy(up):
     with serving(prism) as url:
         yield url, prism
 
-
-def client(url: str, key: str = "unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=30)
-
-
-def streamed(stream) -> tuple[str, str | None]:
-    text, finish = [], None
-    for ch in stream:
-        if ch.choices:
-            text.append(ch.choices[0].delta.content or "")
-            finish = ch.choices[0].finish_reason or finish
-    return "".join(text), finish
 
 
 USER = [{"role": "user", "content": "Tell me something."}]

@@ -79,6 +79,8 @@ def serve(
 
 def run(opts: object, policy: Optional[str], moderator: Optional[str], model: Optional[str], engine_opts: dict) -> None:
     """Build gate and backend, then let uvicorn serve until SIGTERM / Ctrl-C (streams get --grace seconds)."""
+    import signal
+
     import uvicorn
 
     from prism_cli.build import build_gate
@@ -110,6 +112,9 @@ def run(opts: object, policy: Optional[str], moderator: Optional[str], model: Op
                + (" · api key required" if opts.api_key else ""))  # type: ignore[attr-defined]  # fmt: skip
         config = uvicorn.Config(build_app(prism), host=opts.host, port=opts.port, log_level=os.environ.get("PRISM_SERVE_LOG", "warning"),  # type: ignore[attr-defined]
                                 access_log=False, timeout_graceful_shutdown=opts.grace, lifespan="on")  # type: ignore[attr-defined]  # fmt: skip
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: a no-op
+        # here, so a stopped server exits 0 (Ctrl-C still ends as an interrupt, exit 130).
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         uvicorn.Server(config).run()
     finally:
         if engine is not None:

@@ -151,3 +151,32 @@ def scripted_upstream() -> Iterator[Upstream]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+BREAD = (
+    "Bread needs flour, water, salt and yeast. Mix them, knead the dough for ten minutes, and let it rise in a "
+    "warm place until it doubles. Shape the loaf, let it rest again, then bake it in a hot oven for about forty minutes. "
+)
+
+
+def main() -> None:
+    """`python -m tests.scripted_upstream --port P --tokens N --delay S`: serve one script until killed
+    (bench/bench_serve.py runs it as a process of its own, so it competes with nobody's GIL)."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--delay", type=float, default=0.0)
+    a = ap.parse_args()
+    import re
+
+    words = re.findall(r"\s*\S+", BREAD) * (a.tokens // 40 + 1)
+    server = _Server(("127.0.0.1", a.port), _Handler)
+    server.script = Script(tokens=words[: a.tokens], delay=a.delay)
+    server.seen = []
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

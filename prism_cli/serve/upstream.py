@@ -4,6 +4,7 @@ always requested as a stream, so prism can stop generation the moment a check bl
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -136,7 +137,7 @@ class Upstream:
                 raise self._transport_error(e) from None
             raise upstream_error(f"upstream {self.base_url} closed the connection mid-reply ({type(e).__name__})") from None
         finally:
-            await resp.aclose()
+            await asyncio.shield(resp.aclose())  # a second cancel must not leave the connection open
 
     def _whole(self, raw: bytes, kind: str, meta: ReplyMeta) -> str:
         try:

@@ -60,7 +60,9 @@ async def one(client: httpx.AsyncClient, url: str, body: dict) -> tuple[float, f
     async with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
+            if line == "data: [DONE]":
+                break  # the end, whether or not the server closes the connection now
+            if not line.startswith("data: "):
                 continue
             now = time.perf_counter() - t0
             first = first if first is not None else now
@@ -122,7 +124,7 @@ def main() -> None:
             ctx = llama_server(str(g.assemble()), chat_format="gemma", n_ctx=4096)
             upstream = ctx.__enter__()
             body = {"messages": PROMPT, "stream": True, "temperature": 0, "max_tokens": a.tokens, "seed": 0}
-            tokens, clients = a.tokens, (1, 4)
+            tokens, clients = a.tokens, (1,)  # llama_cpp.server generates one reply at a time (and can stall on several)
         port = free_port()
         cmd = [sys.executable, "-m", "prism_cli", "serve", "--upstream", upstream, "--port", str(port), "--slots", "16",
                *(["--policy", a.policy] if a.policy else []), *(["--moderator", a.moderator] if a.moderator else [])]  # fmt: skip

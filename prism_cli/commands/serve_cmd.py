@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from prism_cli.commands.common import ModeratorOpt, PolicyOpt
+
+if TYPE_CHECKING:
+    from prism_cli.serve.limits import ServeOptions
 
 MISSING_EXTRA = "prism serve needs starlette, uvicorn and httpx: pip install 'prism-cli[serve]' ({})"
 
@@ -77,7 +80,7 @@ def serve(
     run(opts, policy, moderator, model, dict(n_ctx=ctx, threads=threads, gpu_layers=gpu_layers, chat_format=chat_format))
 
 
-def run(opts: object, policy: Optional[str], moderator: Optional[str], model: Optional[str], engine_opts: dict) -> None:
+def run(opts: "ServeOptions", policy: Optional[str], moderator: Optional[str], model: Optional[str], engine_opts: dict) -> None:
     """Build gate and backend, then let uvicorn serve until SIGTERM / Ctrl-C (streams get --grace seconds)."""
     import signal
 
@@ -105,13 +108,13 @@ def run(opts: object, policy: Optional[str], moderator: Optional[str], model: Op
             raise EngineFailed(str(e)) from None
         local = LocalBackend(engine)
     try:
-        prism = Prism(opts, gate, local)  # type: ignore[arg-type]
-        where = f"http://{opts.host}:{opts.port}/v1"  # type: ignore[attr-defined]
+        prism = Prism(opts, gate, local)
+        where = f"http://{opts.host}:{opts.port}/v1"
         behind = f"model {engine.name} in process" if engine is not None else f"upstream {prism.upstream.base_url}"
         notice(f"serving {where} · {behind} · policy {gate.policy.name}, moderator {gate.name}"
-               + (" · api key required" if opts.api_key else ""))  # type: ignore[attr-defined]  # fmt: skip
-        config = uvicorn.Config(build_app(prism), host=opts.host, port=opts.port, log_level=os.environ.get("PRISM_SERVE_LOG", "warning"),  # type: ignore[attr-defined]
-                                access_log=False, timeout_graceful_shutdown=opts.grace, lifespan="on")  # type: ignore[attr-defined]  # fmt: skip
+               + (" · api key required" if opts.api_key else ""))  # fmt: skip
+        config = uvicorn.Config(build_app(prism), host=opts.host, port=opts.port, log_level=os.environ.get("PRISM_SERVE_LOG", "warning"),
+                                access_log=False, timeout_graceful_shutdown=opts.grace, lifespan="on")  # fmt: skip
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: a no-op
         # here, so a stopped server exits 0 (Ctrl-C still ends as an interrupt, exit 130).
         signal.signal(signal.SIGTERM, lambda signum, frame: None)

@@ -290,7 +290,8 @@ async def _internal(request: Request, exc: Exception) -> Response:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     code = getattr(exc, "status_code", 404)
-    return JSONResponse(ApiError(code, f"{request.method} {request.url.path}: not served by prism", code="not_found").body(), code)
+    err = ApiError(code, f"{request.method} {request.url.path}: not served by prism", code="not_found" if code == 404 else "method_not_allowed")
+    return JSONResponse(err.body(), code)
 
 
 def build_app(prism: Prism) -> Any:

@@ -18,7 +18,7 @@ from prism_cli.audit import log_verdicts
 from prism_cli.gate import Gate
 from prism_cli.session import labels
 from prism_cli.stream_gate import StreamGate
-from prism_cli.verdict import Decision, Verdict
+from prism_cli.verdict import Verdict
 
 PROMPT_ROLES = {"system", "developer", "user", "tool", "function"}
 CACHE_SIZE = 4096
@@ -137,6 +137,3 @@ class Moderation:
             "moderator": verdict.moderator,
             **({"error": verdict.error} if verdict.error else {}),
         }
-
-    def allowed(self, verdict: Verdict) -> bool:
-        return verdict.decision is not Decision.BLOCK

@@ -19,7 +19,7 @@ def repeated_unit(text: str, max_unit: int = MAX_UNIT, min_share: float = 0.5) -
     A run with period p is the longest suffix where every character equals the one p before it;
     it must span MIN_REPEATS copies of the piece and at least 12 characters.
     """
-    s = text.rstrip() or text
+    s = text
     n = len(s)
     for p in range(1, min(max_unit, n // MIN_REPEATS) + 1):
         i = n - 1

@@ -72,7 +72,7 @@ class LineReader:
         return f"\001{start}\002{plain.rstrip()}\001\x1b[0m\002" + " " * (len(plain) - len(plain.rstrip()))
 
     def close(self) -> None:
-        """Add this session's lines to the history file (0600); keep it to the last MAX_HISTORY."""
+        """Add this session's lines to the history file (0600), or rewrite it as the last MAX_HISTORY when full."""
         rl, path = self.rl, self.history
         if rl is None or path is None:
             return
@@ -82,7 +82,7 @@ class LineReader:
         old = os.umask(0o077)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_file() and _count_lines(path) + new > 2 * MAX_HISTORY:
+            if path.is_file() and _count_lines(path) + new > MAX_HISTORY:
                 rl.set_history_length(MAX_HISTORY)
                 rl.write_history_file(str(path))
             else:

@@ -174,3 +174,19 @@ def test_a_server_that_streams_nothing_gets_a_warning_naming_the_fix(gemma_path,
         assert f"prism: turn {x['turn']}: an empty reply: the server's chat template probably does not fit its model; " \
                "restart the server with the model's own template (llama-server: --jinja; python -m llama_cpp.server: " \
                "--chat_format, e.g. gemma or chatml) or serve an instruct model" in r.stderr
+
+
+def test_a_guard_model_loads_at_start_under_a_loading_line(gemma_path, tmp_path):
+    """A guard loads lazily on its first check (~10 s cold): the REPL loads it up front and says so."""
+    guard = tmp_path / "shieldgemma-test.gguf"  # the name tells prism its prompt format
+    guard.symlink_to(gemma_path)
+    repl = Pty([gemma_path, "-m", str(guard), "--temp", "0", "-n", "4", "--ctx", "512", "--threads", "1"])
+    try:
+        shown = repl.expect("you>")
+        assert "loading model gemma-3-270m-q4_k_m..." in shown
+        assert "loading guard model shieldgemma-test@shieldgemma..." in shown
+        assert shown.index("loading guard model") < shown.index("prism chat ·")
+        repl.send("/exit\r")
+        assert repl.wait() == 0
+    finally:
+        _kill(repl)

@@ -44,12 +44,13 @@ def chat(
     """Chat with a local model; p(x) checks every prompt, q(Y) gates the streamed reply.
 
     Interactive on a terminal; a batch session (JSONL transcript on stdout or --out) when
-    stdin is piped or with --batch. Batch exit codes: 0 all allowed, 1 something blocked,
+    stdin is piped or with --batch, each input its own conversation unless --conversation. Batch exit codes: 0 all allowed, 1 something blocked,
     2 bad input, 3 moderator failed (the turn was blocked).
 
     Examples:
 
     \b
+      prism chat hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M
       prism chat gemma.gguf --temp 0
       prism chat gemma.gguf < prompts.txt > transcript.jsonl
       prism chat --server http://127.0.0.1:8080 --policy strict

@@ -81,7 +81,12 @@ def run_batch(
     results: list[TurnResult] = []
     bar = Progress(len(turns), progress)
     notify = session.on_notice
-    session.on_notice = lambda msg: (bar.clear(), notify(msg))  # a notice is never glued to the progress line
+
+    def on_notice(msg: str) -> None:  # a notice mid-turn must not be glued to the progress line
+        bar.clear()
+        notify(msg)
+
+    session.on_notice = on_notice
     try:
         with jsonl_output(out, "--out") as f:
             for i, (lineno, prompt) in enumerate(turns, 1):

@@ -92,7 +92,7 @@ def run_batch(
             for i, (lineno, prompt) in enumerate(turns, 1):
                 bar.show(i)
                 try:
-                    r = session.turn(prompt)
+                    r = session.turn(prompt, bar.tick)
                 except InputError as e:
                     raise InputError(f"{name}:{lineno}: {e}") from None
                 finally:
@@ -117,14 +117,21 @@ class Progress:
         self.total, self.out = total, stream or sys.stderr
         self.on = bool(getattr(self.out, "isatty", lambda: False)())
         self.tokens, self.gen_s, self.t0, self._shown = 0, 0.0, time.perf_counter(), False
+        self._turn, self._drawn = 0, 0.0
 
     def show(self, i: int) -> None:
         if not self.on:
             return
+        self._turn, self._drawn = i, time.perf_counter()
         rate = f" · {self.tokens / self.gen_s:.1f} tok/s" if self.gen_s > 0 and self.tokens else ""
         self.out.write(f"\r\x1b[Kprism: turn {i}/{self.total} · {self.tokens} tokens{rate} · {self._elapsed()}")
         self.out.flush()
         self._shown = True
+
+    def tick(self, text: str) -> None:
+        """Approved reply text arrived: redraw (at most once a second) so a long turn shows time passing."""
+        if self._shown and time.perf_counter() - self._drawn >= 1.0:
+            self.show(self._turn)
 
     def add(self, r: TurnResult) -> None:
         self.tokens += r.timings.tokens

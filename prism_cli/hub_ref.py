@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from prism_cli.download import TIMEOUT_ENV, DownloadError, pull
 from prism_cli.errors import InputError
@@ -119,7 +120,7 @@ def installed(ref: HubRef) -> Installed | None:
     return inst if main and p.is_file() and p.stat().st_size == sizes.get(main) else None
 
 
-def resolve(ref: HubRef, *, offline: bool, notice=lambda msg: None) -> Path:  # noqa: ANN001 - a print function
+def resolve(ref: HubRef, *, offline: bool, notice: Callable[[str], None] = lambda msg: None) -> Path:
     """The local GGUF for a reference: installed before, else looked up and pulled now."""
     inst = installed(ref)
     if inst is not None:

@@ -37,10 +37,10 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
-"""The REPL's commands by name; /help lists them in this order. Add one with `command(...)`."""
+"""The REPL's commands by name; /help lists them in this order. Add one with `@repl_command(...)`."""
 
 
-def command(name: str, usage: str, help: str) -> Callable[[Handler], Handler]:
+def repl_command(name: str, usage: str, help: str) -> Callable[[Handler], Handler]:
     """Register a REPL command: a function of the Repl and the text after the name (e.g. /why next)."""
 
     def add(fn: Handler) -> Handler:
@@ -251,25 +251,25 @@ def _scores(v: Verdict) -> str:
 # ---------------------------------------------------------------------- the commands
 
 
-@command("/help", "/help", "this help")
+@repl_command("/help", "/help", "this help")
 def _help(repl: Repl, arg: str) -> None:
     width = max(len(c.usage) for c in COMMANDS.values()) + 2
     lines = [INTRO, *(f"  {c.usage:<{width}}{c.help}" for c in COMMANDS.values())]
     repl.console.print(_escape("\n".join(lines)))
 
 
-@command("/policy", "/policy NAME", "switch policy (a shipped name or a YAML file)")
+@repl_command("/policy", "/policy NAME", "switch policy (a shipped name or a YAML file)")
 def _policy(repl: Repl, arg: str) -> None:
     repl.switch_policy(arg)
 
 
-@command("/reset", "/reset", "forget the conversation")
+@repl_command("/reset", "/reset", "forget the conversation")
 def _reset(repl: Repl, arg: str) -> None:
     repl.session.reset()
     repl.console.print("[dim]conversation cleared[/]")
 
 
-@command("/save", "/save FILE", "write the transcript (JSONL, with verdicts and timings)")
+@repl_command("/save", "/save FILE", "write the transcript (JSONL, with verdicts and timings)")
 def _save(repl: Repl, arg: str) -> None:
     if not arg:
         repl.console.print("[red]usage:[/] /save FILE")
@@ -277,13 +277,13 @@ def _save(repl: Repl, arg: str) -> None:
         repl.save(arg)
 
 
-@command("/verbose", "/verbose", "show scores and timings after each turn (toggle)")
+@repl_command("/verbose", "/verbose", "show scores and timings after each turn (toggle)")
 def _verbose(repl: Repl, arg: str) -> None:
     repl.verbose = not repl.verbose
     repl.console.print(f"[dim]verbose {'on' if repl.verbose else 'off'}[/]")
 
 
-@command("/exit", "/exit", "leave (or Ctrl-D); Ctrl-C stops a reply without leaving")
+@repl_command("/exit", "/exit", "leave (or Ctrl-D); Ctrl-C stops a reply without leaving")
 def _exit(repl: Repl, arg: str) -> str:
     return "exit"
 

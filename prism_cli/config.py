@@ -25,8 +25,9 @@ KEYS: dict[str, str] = {
     "policy": "default policy (a shipped name or a YAML file)",
     "offline": "true forbids any network access, even `models pull`",
     "log": "write the local decision log (true/false; default true)",
+    "history": "keep the chat REPL's input history in chat_history, 0600 (true/false; default true)",
 }
-BOOL_KEYS = {"offline", "log"}
+BOOL_KEYS = {"offline", "log", "history"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 

@@ -7,24 +7,47 @@ from __future__ import annotations
 
 import signal
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Callable
 
 from prism_cli.errors import PrismError
 from prism_cli.gate import Gate
+from prism_cli.line_input import LineReader
 from prism_cli.session import (
     INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BLOCKED, ChatSession, TurnResult, labels, unscored_notice,
 )
 from prism_cli.verdict import Decision, Verdict
 
-HELP = """\
+INTRO = """\
 Type a message and press Enter. End a line with \\ to continue it, or wrap a block in \"\"\".
-(Start a message with a space to send text that begins with /.)
-  /help          this help
-  /policy NAME   switch policy (a shipped name or a YAML file)
-  /reset         forget the conversation
-  /save FILE     write the transcript (JSONL, with verdicts and timings)
-  /verbose       show scores and timings after each turn (toggle)
-  /exit          leave (or Ctrl-D); Ctrl-C stops a reply without leaving"""
+(Start a message with a space to send text that begins with /.) Arrow keys edit and recall lines."""
+
+
+Handler = Callable[["Repl", str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A REPL command: how it is typed, one line of help, and what it does (None, or "exit" to leave)."""
+
+    usage: str
+    help: str
+    run: Handler
+
+
+COMMANDS: dict[str, Command] = {}
+"""The REPL's commands by name; /help lists them in this order. Add one with `@repl_command(...)`."""
+
+
+def repl_command(name: str, usage: str, help: str) -> Callable[[Handler], Handler]:
+    """Register a REPL command: a function of the Repl and the text after the name (e.g. /why next)."""
+
+    def add(fn: Handler) -> Handler:
+        COMMANDS[name] = Command(usage, help, fn)
+        return fn
+
+    return add
 
 
 class Repl:
@@ -36,6 +59,7 @@ class Repl:
         out: IO[str] | None = None,
         verbose: bool = False,
         save_on_exit: str | None = None,
+        history: Path | None = None,
     ):
         self.session = session
         self.console = console
@@ -43,13 +67,15 @@ class Repl:
         self.out = out or sys.stdout
         self.verbose = verbose
         self.save_on_exit = save_on_exit
+        self.history = history
+        self.reader: LineReader | None = None
 
     # ------------------------------------------------------------------ input
 
     def read_message(self) -> str | None:
         """One user message (possibly multi-line); None on Ctrl-D."""
         try:
-            line = self.console.input("[bold cyan]you>[/] ")
+            line = self._line("[bold cyan]you>[/] ", "you> ")
         except EOFError:
             return None
         if line.lstrip().startswith('"""'):
@@ -58,7 +84,7 @@ class Repl:
             while not body.rstrip().endswith('"""'):
                 lines.append(body)
                 try:
-                    body = self.console.input("[cyan]...[/] ")
+                    body = self._line("[cyan]...[/] ", "... ", "cyan")
                 except EOFError:
                     return None
             lines.append(body.rstrip()[:-3])
@@ -67,11 +93,16 @@ class Repl:
         while line.endswith("\\"):
             parts.append(line[:-1])
             try:
-                line = self.console.input("[cyan]...[/] ")
+                line = self._line("[cyan]...[/] ", "... ", "cyan")
             except EOFError:
                 return None
         parts.append(line)
         return "\n".join(parts)
+
+    def _line(self, markup: str, plain: str, style: str = "bold cyan") -> str:
+        if self.reader is None:
+            self.reader = LineReader(self.console, self.history, COMMANDS)
+        return self.reader.input(markup, plain, style)
 
     # ------------------------------------------------------------------ loop
 
@@ -96,6 +127,8 @@ class Repl:
                     continue
                 self.chat(msg)
         finally:
+            if self.reader is not None:
+                self.reader.close()
             if self.save_on_exit and self.session.turns:
                 self.save(self.save_on_exit)
         return 0
@@ -164,29 +197,12 @@ class Repl:
     # ------------------------------------------------------------------ commands
 
     def command(self, line: str) -> str | None:
-        c = self.console
         name, _, arg = line.partition(" ")
-        arg = arg.strip()
-        if name in ("/exit", "/quit"):
-            return "exit"
-        if name == "/help":
-            c.print(_escape(HELP))
-        elif name == "/reset":
-            self.session.reset()
-            c.print("[dim]conversation cleared[/]")
-        elif name == "/verbose":
-            self.verbose = not self.verbose
-            c.print(f"[dim]verbose {'on' if self.verbose else 'off'}[/]")
-        elif name == "/save":
-            if not arg:
-                c.print("[red]usage:[/] /save FILE")
-            else:
-                self.save(arg)
-        elif name == "/policy":
-            self.switch_policy(arg)
-        else:
-            c.print(f"[red]unknown command[/] {_escape(name)} (/help lists them)")
-        return None
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            self.console.print(f"[red]unknown command[/] {_escape(name)} (/help lists them)")
+            return None
+        return cmd.run(self, arg.strip())
 
     def save(self, path: str) -> None:
         from prism_cli.batch import write_transcript
@@ -230,3 +246,46 @@ def _scores(v: Verdict) -> str:
     s = ", ".join(f"{k}={p:.2f}" for k, p in top)
     err = f" error: {v.error}" if v.error else ""
     return f"{v.decision.value} unsafe={v.unsafe:.2f} [{s}] {v.ms:.1f} ms{err}"
+
+
+# ---------------------------------------------------------------------- the commands
+
+
+@repl_command("/help", "/help", "this help")
+def _help(repl: Repl, arg: str) -> None:
+    width = max(len(c.usage) for c in COMMANDS.values()) + 2
+    lines = [INTRO, *(f"  {c.usage:<{width}}{c.help}" for c in COMMANDS.values())]
+    repl.console.print(_escape("\n".join(lines)))
+
+
+@repl_command("/policy", "/policy NAME", "switch policy (a shipped name or a YAML file)")
+def _policy(repl: Repl, arg: str) -> None:
+    repl.switch_policy(arg)
+
+
+@repl_command("/reset", "/reset", "forget the conversation")
+def _reset(repl: Repl, arg: str) -> None:
+    repl.session.reset()
+    repl.console.print("[dim]conversation cleared[/]")
+
+
+@repl_command("/save", "/save FILE", "write the transcript (JSONL, with verdicts and timings)")
+def _save(repl: Repl, arg: str) -> None:
+    if not arg:
+        repl.console.print("[red]usage:[/] /save FILE")
+    else:
+        repl.save(arg)
+
+
+@repl_command("/verbose", "/verbose", "show scores and timings after each turn (toggle)")
+def _verbose(repl: Repl, arg: str) -> None:
+    repl.verbose = not repl.verbose
+    repl.console.print(f"[dim]verbose {'on' if repl.verbose else 'off'}[/]")
+
+
+@repl_command("/exit", "/exit", "leave (or Ctrl-D); Ctrl-C stops a reply without leaving")
+def _exit(repl: Repl, arg: str) -> str:
+    return "exit"
+
+
+COMMANDS["/quit"] = Command("/quit", "the same as /exit", _exit)

@@ -57,6 +57,8 @@ class TurnResult:
     """complete | prompt blocked | response blocked | interrupted"""
     timings: Timings = field(default_factory=Timings)
     warnings: list[Verdict] = field(default_factory=list)
+    note: str | None = None
+    """What looks wrong with a complete reply (empty, a loop) and how to fix it; None when it looks fine."""
 
     @property
     def blocked(self) -> bool:
@@ -82,6 +84,7 @@ class TurnResult:
             "response_verdict": self.response_verdict.to_dict() if self.response_verdict else None,
             "outcome": self.outcome,
             "timings": self.timings.to_dict(),
+            "note": self.note,
         }
 
 
@@ -102,6 +105,7 @@ class ChatSession:
         seed: int | None = None,
         on_notice: Callable[[str], None] | None = None,
         on_verdict: Callable[[Verdict, str], None] | None = None,
+        independent: bool = False,
     ):
         self.engine = engine
         self.gate = gate
@@ -111,6 +115,8 @@ class ChatSession:
         self.seed = seed
         self.on_notice = on_notice or (lambda msg: None)
         self.on_verdict = on_verdict  # e.g. the decision log: each verdict with the text it judged
+        self.independent = independent
+        """Each turn starts a fresh conversation (batch default: a reply depends on its own prompt only)."""
         self.history: list[ChatMessage] = []
         self.turns: list[TurnResult] = []
 
@@ -132,6 +138,8 @@ class ChatSession:
         interrupted (the engine is closed) instead of propagating.
         """
         result = TurnResult(len(self.turns) + 1, prompt, None, "", None, COMPLETE)
+        if self.independent:
+            self.history.clear()
         try:
             self._run(result, emit or (lambda s: None), should_stop)
         finally:
@@ -178,6 +186,19 @@ class ChatSession:
                 close()
         if result.outcome == COMPLETE or (result.outcome == INTERRUPTED and result.response):
             self.history += [user, {"role": "assistant", "content": result.response}]
+        if result.outcome == COMPLETE:
+            self._check_reply(result)
+
+    def _check_reply(self, result: TurnResult) -> None:
+        """An empty or looping reply is flagged with the engine's advice on what to fix (not passed off as fine)."""
+        from prism_cli.degenerate import problem
+
+        what = problem(result.response, result.timings.tokens)
+        if what is None:
+            return
+        hint = getattr(self.engine, "template_hint", "") or "check the model and its chat template"
+        result.note = f"{what}: {hint}"
+        self.on_notice(f"turn {result.turn}: {result.note}")
 
     def _gated(self, pieces: Any, result: TurnResult, emit: Emit, should_stop: Any, user: ChatMessage) -> None:
         assert self.gate is not None

@@ -109,6 +109,8 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             parts = self.path.split("?")[0].lstrip("/").split("/")
             if len(parts) == 2 and parts[0] == "cdn":
                 return self._blob(parts[1])
+            if len(parts) >= 4 and parts[:2] == ["api", "models"]:
+                return self._model_info(f"{parts[2]}/{parts[3]}", unquote(parts[5]) if len(parts) > 5 else "main")
             if len(parts) >= 5 and parts[2] == "resolve":
                 return self._resolve(f"{parts[0]}/{parts[1]}", unquote(parts[3]), unquote("/".join(parts[4:])))
             self._reply(404, {"X-Error-Code": "RepoNotFound"})
@@ -128,6 +130,15 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 "Location": f"{hub.cdn_url}/cdn/{sha}", "X-Repo-Commit": COMMIT, "X-Linked-Etag": f'"{sha}"',
                 "X-Linked-Size": str(len(hub.blobs[sha].data)), "ETag": f'"{sha[:40]}"',
             })
+
+        def _model_info(self, repo: str, revision: str) -> None:
+            """GET /api/models/{repo}[/revision/{rev}]: the commit and file list (HfApi.model_info)."""
+            if repo not in hub.repos:
+                return self._reply(401, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+            if revision not in (COMMIT, "main"):
+                return self._reply(404, {"X-Error-Code": "RevisionNotFound"})
+            body = {"id": repo, "sha": COMMIT, "siblings": [{"rfilename": f} for f in sorted(hub.repos[repo])]}
+            self._reply(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
 
         def _blob(self, sha: str) -> None:
             blob = hub.blobs.get(sha)

@@ -288,6 +288,7 @@ def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
         ]:
             repl.send(command + "\r")
             repl.expect(answer)
+        repl.expect("you>")  # readline reads again: an EOF typed before that would be lost by the tty
         repl.send("\x04")  # Ctrl-D leaves
         assert repl.wait() == 0
     finally:

@@ -101,6 +101,7 @@ def test_stop_strings_cut_the_reply_and_hold_back_a_partial_match():
 def test_template_less_gguf_gets_gemma_turns_and_a_notice(engine):
     assert engine.chat_format == "gemma"
     assert engine.notice and "no chat template" in engine.notice and "--chat-format" in engine.notice
+    assert "probably a base model" in engine.notice and "instruct" in engine.template_hint
     prompt = engine.render([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
     assert prompt == "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
 

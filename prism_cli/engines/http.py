@@ -63,6 +63,12 @@ def _error_message(raw: bytes) -> str:
 class HttpEngine:
     """Engine protocol over HTTP. `n_ctx` is probed once (llama.cpp /props, /v1/models); 0 if unknown."""
 
+    template_hint = (
+        "the server's chat template probably does not fit its model; restart the server with the model's own "
+        "template (llama-server: --jinja; python -m llama_cpp.server: --chat_format, e.g. gemma or chatml) "
+        "or serve an instruct model"
+    )
+
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None, timeout: float = 300.0):
         self._scheme, self._host, self._port, self._prefix = parse_base_url(base_url)
         default_port = 443 if self._scheme == "https" else 80

@@ -93,6 +93,7 @@ class LocalEngine:
     """Engine protocol over llama_cpp.Llama. Extra, optional attributes for the session:
 
     notice: a one-line remark for stderr (e.g. the fallback chat template), or None.
+    template_hint: what to try when a reply comes out empty or looping.
     tokens_generated: tokens sampled over the engine's life (proves a closed stream stopped).
     last_stats: prompt_tokens, cached_tokens (KV prefix reused), generated_tokens and
     stop_reason (eos | stop | length | context | closed) of the latest stream.
@@ -158,6 +159,7 @@ class LocalEngine:
         """The GGUF's Jinja template (`template_src`) unless a built-in is forced; else a guessed built-in."""
         self._jinja = None
         self.notice = None
+        self.template_hint = "try another --chat-format, or an instruct GGUF with its own chat template"
         self._bos_text = self._token_text(self._llm.token_bos())
         eos_text = self._token_text(self._llm.token_eos())
         problem = "has no chat template"
@@ -177,8 +179,14 @@ class LocalEngine:
                 return
         template = forced or templates.guess(self._is_control_token)
         if forced is None:
+            base = " (probably a base model, not tuned to chat: expect rambling)" if not template_src else ""
             self.notice = (
-                f"{self.name} {problem}; using the '{template.name}' format (choose another with --chat-format)"
+                f"{self.name} {problem}{base}; using the '{template.name}' format (choose another with "
+                "--chat-format; for real answers use an instruct GGUF, see 'Chat models' in the README)"
+            )
+            self.template_hint = (
+                "this GGUF has no chat template and is probably a base model; use an instruct GGUF "
+                "(e.g. hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M) or another --chat-format"
             )
         self._template, self.chat_format, self._stops = template, template.name, template.stop
 

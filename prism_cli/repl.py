@@ -283,6 +283,40 @@ def _verbose(repl: Repl, arg: str) -> None:
     repl.console.print(f"[dim]verbose {'on' if repl.verbose else 'off'}[/]")
 
 
+@repl_command("/why", "/why", "why the last turn was flagged: the categories and the words that drove them")
+def _why(repl: Repl, arg: str) -> None:
+    from prism_cli.explain import why
+
+    turn = repl.session.turns[-1] if repl.session.turns else None
+    gate = repl.session.gate
+    if turn is None or gate is None or turn.prompt_verdict is None:
+        repl.console.print("[dim]nothing checked yet: /why explains the last turn[/]")
+        return
+    if turn.outcome == RESPONSE_BLOCKED and turn.response_verdict is not None:
+        text = why(gate, turn.response_verdict, None)  # the withheld reply is never searched or shown
+    elif turn.prompt_verdict.decision is Decision.ALLOW and turn.response_verdict is not None \
+            and turn.response_verdict.decision is not Decision.ALLOW:
+        text = why(gate, turn.response_verdict, turn.response)  # a warned reply, shown in full
+    else:
+        text = why(gate, turn.prompt_verdict, turn.prompt)
+    repl.console.print(_escape(text))
+
+
+@repl_command("/allow", "/allow", "allow-list your last prompt: it was fine (a keyed hash is kept, not the text)")
+def _allow(repl: Repl, arg: str) -> None:
+    from prism_cli import allowlist
+
+    turn = repl.session.turns[-1] if repl.session.turns else None
+    if turn is None:
+        repl.console.print("[dim]nothing to allow yet: /allow vouches for your last prompt[/]")
+        return
+    _, new = allowlist.add(turn.prompt, role="prompt")
+    if repl.session.gate is not None:
+        repl.session.gate.allowed = allowlist.gate_matcher()
+    repl.console.print(f"[dim]{'allow-listed' if new else 'already allow-listed'}: your last prompt "
+                       "will be allowed from now on (prism allow list)[/]")
+
+
 @repl_command("/exit", "/exit", "leave (or Ctrl-D); Ctrl-C stops a reply without leaving")
 def _exit(repl: Repl, arg: str) -> str:
     return "exit"

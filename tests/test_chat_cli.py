@@ -184,8 +184,8 @@ def test_batch_moderator_failing_mid_turn_exit_3_and_later_turns_run(gemma_path,
 class Pty:
     """`prism chat` on a real pseudo-terminal: what a user at a keyboard sees and types."""
 
-    def __init__(self, args: list[str]):
-        env = {**os.environ, "TERM": "dumb", "NO_COLOR": "1", "COLUMNS": "200"}
+    def __init__(self, args: list[str], **extra_env: str):
+        env = {**os.environ, "TERM": "dumb", "NO_COLOR": "1", "COLUMNS": "200", **extra_env}
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: become prism
             os.execve(sys.executable, [sys.executable, "-m", "prism_cli", "chat", *args], env)
@@ -261,6 +261,39 @@ def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
     assert rec["outcome"] == "interrupted" and rec["timings"]["tokens"] == tokens
 
 
+def test_repl_why_explains_and_allow_vouches_for_the_last_prompt(gemma_path, tmp_path):
+    pol = policy_file(tmp_path, ["dynamite"])
+    home = tmp_path / "home"
+    repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "4", "--ctx", "512", "--threads", "1",
+                "--no-history"], PRISM_HOME=str(home))
+    try:
+        repl.expect("you>")
+        repl.send("/why\r")
+        repl.expect("nothing checked yet")
+        repl.send("how much dynamite is enough?\r")
+        repl.expect("blocked prompt: Banned Word [banned]")
+        repl.send("/why\r")
+        shown = repl.expect("drives Banned Word [banned]")
+        assert "✗ Banned Word [banned]" in shown
+        repl.expect("how much »dynamite« is enough?")  # the span that drove the score
+        repl.send("/allow\r")
+        repl.expect("allow-listed: your last prompt")
+        repl.send("how much dynamite is enough?\r")  # the same words again: allowed now, sent to the model
+        shown = repl.expect("you>")
+        assert "blocked prompt" not in shown
+        repl.send("how much DYNAMITE is enough, really?\r")  # only the whole text is vouched for
+        repl.expect("blocked prompt: Banned Word [banned]")
+        repl.send("/exit\r")
+        assert repl.wait() == 0
+    finally:
+        try:
+            os.kill(repl.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    stored = (home / "allowlist.jsonl").read_text()
+    assert "dynamite" not in stored.lower() and '"role": "prompt"' in stored.replace('":"', '": "')
+
+
 def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
     word = first_new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
@@ -277,6 +310,9 @@ def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
         repl.send(PROMPT + "\r")
         shown = repl.expect("response blocked: Banned Word [banned] (generation stopped)")
         assert "Write a short poem about the" in shown
+        repl.send("/why\r")  # the reply's categories only: its withheld words are never searched or shown
+        repl.expect("policy words")
+        assert "✗ Banned Word [banned]" in repl.expect("block")
         repl.send("/save " + str(tmp_path / "t.jsonl") + "\r")
         repl.expect("saved 3 turns")
         for command, answer in [

@@ -35,7 +35,7 @@ def serve(
     max_body: int = typer.Option(4 << 20, "--max-body", help="Largest request body in bytes (413 above)."),
     grace: float = typer.Option(10.0, "--grace", help="On SIGTERM, seconds open streams get to finish before they are cancelled."),
     ctx: Optional[int] = typer.Option(None, "--ctx", "-c", help="In-process: context window in tokens (default 4096)."),
-    threads: Optional[int] = typer.Option(None, "--threads", "-t", help="In-process: CPU threads for the model."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="In-process: CPU threads for the model (no -t: that is --text)."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", "-ngl", help="In-process: layers to offload to a GPU."),
     chat_format: Optional[str] = typer.Option(None, "--chat-format", help="In-process: chat template when the GGUF has none."),
     log_text: bool = typer.Option(False, "--log-text", help="Also store the texts in the local decision log."),

@@ -217,6 +217,13 @@ class Pty:
     def send(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
 
+    def kill(self) -> None:
+        """Never leave a REPL behind, whatever the test saw."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def wait(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -252,11 +259,7 @@ def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
         repl.send("/exit\r")
         assert repl.wait() == 0
     finally:
-        if repl.pid:
-            try:
-                os.kill(repl.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        repl.kill()
     (rec,) = records(saved.read_text())
     assert rec["outcome"] == "interrupted" and rec["timings"]["tokens"] == tokens
 
@@ -286,10 +289,7 @@ def test_repl_why_explains_and_allow_vouches_for_the_last_prompt(gemma_path, tmp
         repl.send("/exit\r")
         assert repl.wait() == 0
     finally:
-        try:
-            os.kill(repl.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        repl.kill()
     stored = (home / "allowlist.jsonl").read_text()
     assert "dynamite" not in stored.lower() and '"role": "prompt"' in stored.replace('":"', '": "')
 
@@ -328,10 +328,7 @@ def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
         repl.send("\x04")  # Ctrl-D leaves
         assert repl.wait() == 0
     finally:
-        try:
-            os.kill(repl.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        repl.kill()
     assert word not in normalize(repl.buf.decode(errors="replace"))
     first, second, third = records((tmp_path / "t.jsonl").read_text())
     assert first["prompt"] == "first line\nhow much dynamite\nis enough?" and first["outcome"] == "prompt blocked"

@@ -28,7 +28,7 @@ CONFIG_KEY = "log"
 
 
 def enabled() -> bool:
-    """Logging is on unless the config says `log: false` (or off / no / 0)."""
+    """Logging is on unless the config's `log` switch says false (config.py's boolean words)."""
     return config.get_bool(CONFIG_KEY, True)
 
 

@@ -84,6 +84,41 @@ def test_booleans_parse_one_way_for_every_switch(home):
         audit.enabled()
 
 
+def test_config_set_log_false_stores_a_boolean(home):
+    """`log` is a switch like `offline`: `config set log false` stores YAML false, not the string "false"."""
+    import yaml
+
+    for raw, want in (("false", False), ("on", True)):
+        r = prism(home, "config", "set", "log", raw)
+        assert r.returncode == 0, r.stderr
+        assert yaml.safe_load((home / "config.yaml").read_text()) == {"log": want}
+    assert prism(home, "config", "get", "log").stdout == "true\n"
+
+
+def test_prism_offline_speaks_the_same_booleans(home, monkeypatch):
+    for raw, want in (("on", True), ("YES", True), ("1", True), ("off", False), ("0", False), ("", False)):
+        monkeypatch.setenv("PRISM_OFFLINE", raw)
+        assert config.offline() is want, raw
+
+
+def test_the_config_file_is_read_once_per_command(home, monkeypatch):
+    """build_gate (policy and moderator) and the decision log's switch share one read of config.yaml."""
+    from prism_cli.build import build_gate
+
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text("policy: strict\nmoderator: rules\nlog: false\n")
+    reads = []
+    parse = config._parse
+    monkeypatch.setattr(config, "_parse", lambda path: reads.append(path) or parse(path))
+    monkeypatch.setattr(config, "_cache", None)
+    gate = build_gate()
+    assert (gate.policy.name, gate.name) == ("strict", "rules")
+    assert audit.enabled() is False
+    assert reads == [home / "config.yaml"]
+    config.set_value("log", True)  # a change is seen at once
+    assert audit.enabled() is True and len(reads) == 2
+
+
 @pytest.mark.parametrize("content, code, expect", [
     ("policy: strcit\n", 2, "unknown policy 'strcit' (did you mean strict?"),
     ("moderator: nosuch\n", 3, "unknown moderator 'nosuch'"),

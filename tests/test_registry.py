@@ -176,7 +176,7 @@ def test_find_installed_is_safe_on_odd_names(home):
 
 
 def test_loader_opens_an_installed_classifier_by_name(tmp_path):
-    from prism_cli.moderators.loader import load_moderator
+    from prism_cli.build import load_moderator
     from prism_cli.policy_store import load_policy
 
     add_local(write_classifier_folder(tmp_path / "clf"), "clf")

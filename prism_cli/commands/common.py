@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 PolicyOpt = typer.Option(None, "--policy", "-p", help="Policy name (prism policy list) or YAML file.")
-ModeratorOpt = typer.Option(None, "--moderator", "-m", help="Moderator: registry name, model folder, .gguf file or 'rules'.")
+ModeratorOpt = typer.Option(None, "--moderator", "-m", help="Moderator: registry name, model folder, .gguf file, 'rules', 'profanity-check' or cascade:FIRST,SECOND[,LOW,HIGH].")
 
 
 def err_console() -> Any:

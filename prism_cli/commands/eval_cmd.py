@@ -35,8 +35,8 @@ def eval_file(
     """
     from prism_cli.errors import InputError
     from prism_cli.eval_data import read_labeled
-    from prism_cli.evaluate import evaluate, load_gate, parse_map, rounded
-    from prism_cli.build import resolve_policy
+    from prism_cli.build import build_gate, resolve_policy
+    from prism_cli.evaluate import evaluate, parse_map, rounded
 
     if role not in ("prompt", "response"):
         raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
@@ -48,7 +48,7 @@ def eval_file(
     pol = resolve_policy(policy)
     mapping = parse_map(cmap or [], pol)
     specs = list(dict.fromkeys(moderator or [None]))
-    gates = [load_gate(s, pol) for s in specs]
+    gates = [build_gate(pol, s) for s in specs]
     report = evaluate(rows, gates, role=role, batch_size=batch_size, category_map=mapping)
     report = {"file": file, **rounded(report)}
     if json_out:

@@ -11,6 +11,7 @@ never has to truncate. A backend without `max_tokens` gets texts of any length.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence, TypedDict, runtime_checkable
 
 from prism_cli.verdict import Scores
@@ -23,6 +24,20 @@ class Message(TypedDict):
 
     role: str
     content: str
+
+
+@dataclass(frozen=True)
+class ModeratorOptions:
+    """What a user may tune on any backend; a backend reads the fields it has a use for.
+
+    None keeps the backend's own default (PRISM_THREADS, the model's context size...)."""
+
+    threads: int | None = None
+    """CPU threads for the model runtime (classifier and guard model)."""
+    n_ctx: int | None = None
+    """A guard model's context window in tokens."""
+    prompt_format: str | None = None
+    """A guard model's prompt format, when it cannot be detected from the file."""
 
 
 @runtime_checkable

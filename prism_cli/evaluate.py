@@ -36,8 +36,8 @@ from typing import Any, Iterable, Sequence
 from prism_cli.errors import InputError, ModeratorError
 from prism_cli.eval_data import LabeledRow
 from prism_cli.gate import Gate
-from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import Decision, Scores
+from prism_cli.policy import Policy
+from prism_cli.verdict import OVERALL, Decision, Scores
 
 FLAGGED = (Decision.WARN, Decision.BLOCK)
 

@@ -16,8 +16,8 @@ from typing import Iterable, Sequence
 
 from prism_cli.moderators.base import Message, Moderator, Role
 from prism_cli.normalize import variants
-from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import REFUSED, Decision, Scores, Verdict, controversial_key
+from prism_cli.policy import Policy
+from prism_cli.verdict import OVERALL, REFUSED, Decision, Scores, Verdict, controversial_key, overall_score
 from prism_cli.windows import Cursor, Window, split_to_fit
 
 _ACTION = {"block": Decision.BLOCK, "warn": Decision.WARN, "log": Decision.ALLOW}
@@ -74,7 +74,7 @@ class Gate:
             elif p + pc >= c.threshold:  # a guard's "Controversial" verdict counted: never more than a warning
                 flagged.append(c.id)
                 decisions.append(min(_ACTION[c.action], Decision.WARN, key=lambda d: d.rank))
-        unsafe = scores.get(OVERALL, max(kept.values(), default=0.0))
+        unsafe = overall_score(scores, kept)
         kept.update(contro)
         kept[OVERALL] = unsafe
         o = self.policy.overall

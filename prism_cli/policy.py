@@ -13,6 +13,7 @@ from typing import Any, Callable
 import yaml
 
 from prism_cli.errors import PolicyError
+from prism_cli.verdict import OVERALL
 
 ROLES = ("prompt", "response")
 ACTIONS = ("block", "warn", "log")
@@ -20,7 +21,6 @@ ON_ERROR = ("block",)  # prism fails closed: a text no moderator could check is 
 CONTROVERSIAL = ("block", "warn", "allow")
 """What a guard's "Controversial" verdict (Qwen3Guard) means for a category: counts as unsafe, can only
 warn (reported beside the category's own score, never blocking), or is ignored."""
-OVERALL = "unsafe"
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,10 @@ class Policy:
         """A category's display name; "unsafe" for the overall score."""
         c = self.category(cid)
         return c.name if c else ("unsafe (overall)" if cid == OVERALL else cid)
+
+    def labels(self, ids: list[str]) -> str:
+        """Flagged ids as a user reads them: "Violent Crimes [S1], unsafe (overall)"."""
+        return ", ".join(self.label(c) + ("" if c == OVERALL else f" [{c}]") for c in ids)
 
 
 # ---------------------------------------------------------------- YAML with line numbers

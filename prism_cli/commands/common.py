@@ -31,7 +31,7 @@ def verdict_line(verdict: Any, policy: Any) -> str:
     """One human line: decision, flagged category names, overall score (and the error, if any)."""
     if verdict.error:
         return f"{verdict.decision.value}: {verdict.error} (prism fails closed)"
-    names = ", ".join(f"{policy.label(c)}" + (f" [{c}]" if c != "unsafe" else "") for c in verdict.flagged)
+    names = policy.labels(verdict.flagged)
     head = verdict.decision.value
     if names:
         head += f": {names}"

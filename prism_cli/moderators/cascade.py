@@ -14,17 +14,9 @@ from typing import Sequence
 
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Moderator, Role
-from prism_cli.policy import OVERALL
-from prism_cli.verdict import Scores
+from prism_cli.verdict import OVERALL, Scores, overall_score
 
 DEFAULT_BAND = (0.1, 0.9)
-
-
-def unsafe_of(scores: Scores) -> float:
-    """The overall score, or the highest category score when a backend gives none (rules)."""
-    if OVERALL in scores:
-        return scores[OVERALL]
-    return max(scores.values(), default=0.0)
 
 
 class CascadeModerator:
@@ -56,7 +48,7 @@ class CascadeModerator:
         return m.token_spans(text)  # type: ignore[attr-defined]
 
     def in_band(self, scores: Scores) -> bool:
-        return self.low <= unsafe_of(scores) < self.high
+        return self.low <= overall_score(scores) < self.high
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
         out = [dict(s) for s in self.first.score(texts, role, context)]

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Role
 from prism_cli.moderators.classifier_config import CONFIG, check_session, read_config  # noqa: F401 (re-exported)
-from prism_cli.verdict import Scores
+from prism_cli.verdict import OVERALL, Scores, overall_score
 
 
 class ClassifierModerator:
@@ -186,11 +186,11 @@ class ClassifierModerator:
             for c in cats:
                 s[c] = max(s.get(c, 0.0), float(row[i]))
         if self._unsafe_idx is not None:
-            s["unsafe"] = float(row[self._unsafe_idx])
+            s[OVERALL] = float(row[self._unsafe_idx])
         elif self._safe_idx is not None:
-            s["unsafe"] = 1.0 - float(row[self._safe_idx])
+            s[OVERALL] = 1.0 - float(row[self._safe_idx])
         else:
-            s["unsafe"] = max(s.values(), default=0.0)
+            s[OVERALL] = overall_score(s)
         return s
 
 

@@ -28,8 +28,8 @@ from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Role
 from prism_cli.moderators.guard_formats import FORMATS, Plan, Query, get_format
 from prism_cli.moderators.guard_tokens import Piece, PromptTokens
-from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import REFUSED, Scores, controversial_key  # REFUSED: P(the reply is a refusal), Qwen3Guard's 'Refusal:' line
+from prism_cli.policy import Policy
+from prism_cli.verdict import OVERALL, REFUSED, Scores, controversial_key, overall_score
 
 DEFAULT_N_CTX = 4096
 _GGUF_MAGIC = b"GGUF"
@@ -427,7 +427,7 @@ class GuardLLMModerator:
                 scores[REFUSED] = self._refusal(seq, base, q, p, per_verdict, memo, cont)
         for k in scores:
             scores[k] = min(1.0, scores[k])
-        scores[OVERALL] = overall if overall is not None else max(scores.values(), default=0.0)
+        scores[OVERALL] = overall if overall is not None else overall_score(scores)
         return scores
 
     def _refusal(self, seq: _Sequence, base: list[int], q: Query, p: dict[str, float], per_verdict: dict[str, dict[str, list[int]]],

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Role
-from prism_cli.verdict import Scores
+from prism_cli.verdict import OVERALL, Scores
 
 PACKAGE = "alt-profanity-check"
 
@@ -53,4 +53,4 @@ class ProfanityModerator:
         if not texts:
             return []
         probs = self._predict(list(texts))
-        return [{"unsafe": min(1.0, max(0.0, float(p)))} for p in probs]
+        return [{OVERALL: min(1.0, max(0.0, float(p)))} for p in probs]

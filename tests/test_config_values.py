@@ -119,6 +119,26 @@ def test_the_config_file_is_read_once_per_command(home, monkeypatch):
     assert audit.enabled() is True and len(reads) == 2
 
 
+def test_moderator_options_reach_the_backend(home, model, monkeypatch):
+    """A typed ModeratorOptions, not **options: what a command passes arrives at the model runtime."""
+    from prism_cli.build import ModeratorOptions, build_gate
+
+    monkeypatch.delenv("PRISM_THREADS", raising=False)
+    assert build_gate("default", str(model), ModeratorOptions(threads=1)).moderators[0]._threads == 1
+    assert build_gate("default", str(model)).moderators[0]._threads is None
+
+
+def test_engine_and_download_errors_are_prism_errors():
+    """One translation: cli.main prints any PrismError as one line with its exit code."""
+    from prism_cli.download import DownloadError
+    from prism_cli.engines.base import EngineError
+    from prism_cli.errors import EXIT_USAGE, EngineFailed, PrismError
+
+    for cls in (EngineError, DownloadError):
+        assert issubclass(cls, PrismError) and cls.exit_code == EXIT_USAGE
+    assert EngineFailed is EngineError
+
+
 @pytest.mark.parametrize("content, code, expect", [
     ("policy: strcit\n", 2, "unknown policy 'strcit' (did you mean strict?"),
     ("moderator: nosuch\n", 3, "unknown moderator 'nosuch'"),

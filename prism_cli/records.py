@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from prism_cli.errors import InputError
 from prism_cli.inputs import MAX_LINE_BYTES, Input, decode_line, first_line
 
-FORMATS = ("txt", "jsonl", "csv")
+INPUT_FORMATS = ("txt", "jsonl", "csv")
 TEXT_KEYS = ("text", "prompt")
 """Where the text is when --field/--column is not given: the first of these keys present."""
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt"}
@@ -132,8 +132,8 @@ def pick_text(obj: dict[str, Any], key: str | None, what: str = "field") -> tupl
 def detect_format(name: str, explicit: str | None) -> str | None:
     """The format from --format or the extension; None means: sniff the first line."""
     if explicit:
-        if explicit not in FORMATS:
-            raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {explicit!r}")
+        if explicit not in INPUT_FORMATS:
+            raise InputError(f"--format must be one of {', '.join(INPUT_FORMATS)}, got {explicit!r}")
         return explicit
     if name == "-":
         return None

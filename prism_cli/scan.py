@@ -31,6 +31,10 @@ class ScanOptions:
     include_text: bool = False
     only_flagged: bool = False
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+
 
 @dataclass
 class Summary:
@@ -163,8 +167,6 @@ def run_scan(
 ) -> Summary:
     """Moderate every record of every source; returns the tally. Raises InputError on the first
     malformed record unless opts.skip_bad, and for an input that holds no texts at all."""
-    if opts.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {opts.batch_size}")
     summary = Summary()
     batch = _Batcher(gate, write, opts, summary)
     t0 = time.perf_counter()

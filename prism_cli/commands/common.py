@@ -12,6 +12,27 @@ PolicyOpt = typer.Option(None, "--policy", "-p", help="Policy name (prism policy
 ModeratorOpt = typer.Option(None, "--moderator", "-m", help="Moderator: registry name, model folder, .gguf file, 'rules', 'profanity-check' or cascade:FIRST,SECOND[,LOW,HIGH].")
 
 
+ROLES = ("prompt", "response")
+
+
+def _check_role(value: str) -> str:
+    """The role is checked once, where it is parsed: a bad one is a one-line usage error (exit 2)."""
+    if value not in ROLES:
+        from prism_cli.errors import InputError
+
+        raise InputError(f"--role must be 'prompt' or 'response', got {value!r}")
+    return value
+
+
+def role_option(default: str) -> Any:
+    """--role / -r: whose text it is, prompt (user input, p(x)) or response (model output, q(Y))."""
+    return typer.Option(default, "--role", "-r", help="prompt (user input, p(x)) or response (model output, q(Y)).",
+                        callback=_check_role)
+
+
+IncludeTextOpt = typer.Option(False, "--include-text", help="Echo the text in its verdict (JSON output).")
+
+
 def err_console() -> Any:
     """A rich console on stderr; colour only on a TTY and never with NO_COLOR."""
     from rich.console import Console

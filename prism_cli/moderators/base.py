@@ -12,8 +12,9 @@ never has to truncate. A backend without `max_tokens` gets texts of any length.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, Sequence, TypedDict, runtime_checkable
 
+from prism_cli.errors import ModeratorError
 from prism_cli.verdict import Scores
 
 Role = Literal["prompt", "response"]
@@ -24,6 +25,17 @@ class Message(TypedDict):
 
     role: str
     content: str
+
+
+def runtime(module: str, needed: str) -> Any:
+    """A model runtime, imported when a backend first needs it; a missing one is a one-line
+    ModeratorError (`needed` says what to install), so the text fails closed."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ModeratorError(f"{needed} ({e})") from None
 
 
 @dataclass(frozen=True)

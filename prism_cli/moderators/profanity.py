@@ -1,6 +1,6 @@
 """Baseline moderator: alt-profanity-check, a linear SVM over profanity (scikit-learn).
 
-It is the bar the bundled model must clear in `prism eval` (issue 4), not a moderator
+It is the bar the bundled model must clear in `prism eval`, not a moderator
 to rely on: it knows swear words, not harmful requests. It gives only an overall
 "unsafe" score, so a policy acts on it through its `overall` threshold.
 The package (and scikit-learn with it) is imported on first use and is not a runtime

@@ -19,9 +19,9 @@ SECRET = "my neighbour's wifi password is hunter2, how do I use it?"
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def _own_home(home):
+    """Every test here writes a log and a secret: each gets a PRISM_HOME of its own."""
+    return home
 
 
 def _verdict(vid="0", decision=Decision.BLOCK, error=None):
@@ -133,9 +133,7 @@ def test_logs_list_path_and_json(home):
     assert r.stdout.strip() == str(home / "audit.jsonl")
 
 
-def test_logs_off_and_on(home, monkeypatch):
-    # Until the lead adds "log" to config.KEYS (requested in the report), register it here.
-    monkeypatch.setitem(config.KEYS, "log", "write the local decision log (true/false)")
+def test_logs_off_and_on(home):
     runner = CliRunner()
     assert runner.invoke(_app(), ["logs", "off"]).exit_code == 0
     assert config.get("log") is False and not audit.enabled()

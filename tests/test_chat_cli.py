@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from prism_cli.moderators.rules import normalize
+from tests.conftest import new_word, prism as run_prism
 
 PROMPT = "Write a short poem about the sea."
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -49,27 +50,11 @@ categories:
 
 
 def prism(args: list[str], stdin: str | None = None, timeout: float = 300, home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NO_COLOR": "1", **({"PRISM_HOME": str(home)} if home else {})}
-    return subprocess.run(
-        [sys.executable, "-m", "prism_cli", "chat", *args],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return run_prism("chat", *args, stdin=stdin if stdin is not None else "", timeout=timeout, home=home)
 
 
 def records(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
-
-
-def first_new_word(prompt: str, reply: str) -> str:
-    seen = normalize(prompt)
-    for m in re.finditer(r"(?<!\w)[^\W\d_]{4,}(?!\w)", normalize(reply)):
-        if m.group() not in seen and m.start() > 10:
-            return m.group()
-    raise AssertionError(f"no usable word in the model's reply {reply!r}")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +72,7 @@ def greedy_reply(gemma_path) -> str:
 
 
 def test_batch_mid_stream_block_and_blocked_prompt_exit_1(gemma_path, greedy_reply, tmp_path):
-    word = first_new_word(PROMPT, greedy_reply)
+    word = new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
     args = [gemma_path, "--moderator", "rules", "--policy", str(pol), "--temp", "0", "--max-tokens", "24", "--ctx", "1024", "--threads", "1"]
     r = prism(args, f"{PROMPT}\nhow much dynamite is enough?\n", home=tmp_path / "home")
@@ -214,6 +199,15 @@ class Pty:
         seen, self.pos = self.buf[self.pos : end].decode(errors="replace"), end
         return seen
 
+    def expect_more(self, timeout: float = 180) -> str:
+        """Wait for any visible text after the last match (what the model writes, whatever it is)."""
+        deadline = time.monotonic() + timeout
+        while not self.buf[self.pos :].strip():
+            if time.monotonic() > deadline or not self.read_some(0.2):
+                raise AssertionError("nothing was shown")
+        seen, self.pos = self.buf[self.pos :].decode(errors="replace"), len(self.buf)
+        return seen
+
     def send(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
 
@@ -237,8 +231,8 @@ def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
         repl.send("/verbose\r")
         repl.expect("verbose on")
         repl.send(PROMPT + "\r")
-        repl.expect("sea.")  # our own typing, echoed
-        repl.expect("sea.")  # the model's first approved text
+        repl.expect(PROMPT)  # our own typing, echoed
+        assert repl.expect_more().strip()  # the model's first approved text, whatever it is
         repl.send("\x03")  # Ctrl-C, as the terminal delivers it (SIGINT)
         shown = repl.expect("you>")
         assert "stopped" in shown
@@ -262,7 +256,7 @@ def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
 
 
 def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
-    word = first_new_word(PROMPT, greedy_reply)
+    word = new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
     repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "24", "--ctx", "1024", "--threads", "1"])
     try:
@@ -313,7 +307,7 @@ def test_server_engine_batch_mid_stream_block(gemma_path, tmp_path):
         r = prism([*base, "--no-moderation"], PROMPT + "\n")
         assert r.returncode == 0, r.stderr
         reply = records(r.stdout)[0]["response"]
-        word = first_new_word(PROMPT, reply)
+        word = new_word(PROMPT, reply)
         pol = policy_file(tmp_path, [word, "dynamite"])
         r = prism([*base, "-m", "rules", "-p", str(pol)], f"{PROMPT}\nHello!\nwhere is the dynamite\n")
     assert r.returncode == 1, r.stderr

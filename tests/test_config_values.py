@@ -3,8 +3,6 @@ it came from the config (key and file); an empty --moderator or --policy is an e
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,24 +14,11 @@ from hub_server import write_classifier_folder  # noqa: E402
 from prism_cli import audit, config  # noqa: E402
 from prism_cli.build import check_config_value  # noqa: E402
 from prism_cli.errors import InputError  # noqa: E402
-
-
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+from tests.conftest import one_error, prism as run_prism  # noqa: E402
 
 
 def prism(home: Path, *args: str):
-    env = {**os.environ, "PRISM_HOME": str(home), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "prism_cli", *args], env=env, capture_output=True, text=True, timeout=120)
-
-
-def one_error(r, code: int = 2) -> str:
-    assert r.returncode == code, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("prism: error: ") and "Traceback" not in r.stderr, r.stderr
-    return lines[0][len("prism: error: "):]
+    return run_prism(*args, home=home, text=True, timeout=120)
 
 
 def test_config_set_policy_refuses_unknown_names_and_suggests(home):

@@ -17,7 +17,7 @@ import pytest
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.guard_formats import get_format
 from prism_cli.moderators.guard_llm import REFUSED, GuardLLMModerator, _common_prefix, taxonomy_for
-from prism_cli.moderators.guard_template import _name_format, detect_prompt_format
+from prism_cli.moderators.guard_template import _name_format
 from prism_cli.gate import Gate
 from prism_cli.moderators.rules import RulesModerator
 from prism_cli.policy import parse_policy

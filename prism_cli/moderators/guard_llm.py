@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Role, runtime
 from prism_cli.moderators.guard_formats import PROMPT_FORMATS, Plan, Query, get_format, unknown_format
-from prism_cli.moderators.guard_tokens import Piece, PromptTokens
+from prism_cli.moderators.guard_tokens import PromptTokens
 from prism_cli.policy import Policy
 from prism_cli.verdict import OVERALL, REFUSED, Scores, controversial_key, overall_score
 

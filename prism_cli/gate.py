@@ -12,6 +12,7 @@ the policy's on_error decision (block unless the user chose otherwise).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Iterable, Sequence
 
 from prism_cli.moderators.base import Message, Moderator, Role
@@ -130,9 +131,7 @@ class Gate:
             stream.feed(chunk)
             if stream.failed is not None:
                 break
-        v = stream.finish()
-        v.ms = stream.ms
-        return v
+        return replace(stream.finish(), ms=stream.ms)  # the time of every step, not only the last
 
     def _score(
         self,

@@ -111,7 +111,7 @@ class _Checker:
 
     def mapping(self, value: Any, path: KeyPath, allowed: set[str], required: set[str] = frozenset()) -> dict:
         if not isinstance(value, dict):
-            raise self.fail(path, f"must be a mapping, got {_kind(value)}")
+            raise self.fail(path, f"must be a mapping, got {_yaml_type(value)}")
         for k in value:
             if str(k) not in allowed:
                 raise self.fail(path + (str(k),), f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -122,7 +122,7 @@ class _Checker:
 
     def string(self, value: Any, path: KeyPath, allow_empty: bool = False) -> str:
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.fail(path, f"must be a non-empty string, got {_kind(value)}")
+            raise self.fail(path, f"must be a non-empty string, got {_yaml_type(value)}")
         return value.strip()
 
     def prob(self, value: Any, path: KeyPath) -> float:
@@ -150,11 +150,12 @@ class _Checker:
 
     def strings(self, value: Any, path: KeyPath) -> tuple[str, ...]:
         if not isinstance(value, list):
-            raise self.fail(path, f"must be a list of strings, got {_kind(value)}")
+            raise self.fail(path, f"must be a list of strings, got {_yaml_type(value)}")
         return tuple(self.string(v, path + (i,)) for i, v in enumerate(value))
 
 
-def _kind(v: Any) -> str:
+def _yaml_type(v: Any) -> str:
+    """What a YAML value is, in the words a policy error uses ("a mapping", "a list")."""
     return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(type(v), repr(v))
 
 
@@ -221,7 +222,7 @@ def parse_policy(
     cats: dict[str, Category] = {c.id: c for c in base.categories} if base else {}
     raw = d.get("categories", []) or []
     if not isinstance(raw, list):
-        raise ck.fail(("categories",), f"must be a list of categories, got {_kind(raw)}")
+        raise ck.fail(("categories",), f"must be a list of categories, got {_yaml_type(raw)}")
     if base is None and not raw:
         raise ck.fail(("categories",), "a policy needs at least one category")
     seen: set[str] = set()

@@ -91,7 +91,8 @@ def parse_json(text: str) -> tuple[Any, str | None]:
         return None, f"invalid JSON ({(str(e).splitlines() or ['bad value'])[0][:120]})"
 
 
-def kind(v: Any) -> str:
+def json_type(v: Any) -> str:
+    """What a JSON value is, in the words an error message uses ("an object", "an array")."""
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(v), "a number"
     )
@@ -122,7 +123,7 @@ def pick_text(obj: dict[str, Any], key: str | None, what: str = "field") -> tupl
         return None, f"no {key!r} {what}"
     value = obj[key]
     if not isinstance(value, str):
-        return None, f"{what} {key!r} is {kind(value)}, expected a string"
+        return None, f"{what} {key!r} is {json_type(value)}, expected a string"
     return value, None
 
 
@@ -218,7 +219,7 @@ def _json_record(name: str, lineno: int, text: str, field: str | None) -> Record
     if rec.error is not None:
         return rec
     if not isinstance(obj, dict):
-        rec.error = f"expected a JSON object, got {kind(obj)}"
+        rec.error = f"expected a JSON object, got {json_type(obj)}"
         return rec
     rec.text, rec.error = pick_text(obj, field)
     if rec.error is None:

@@ -28,7 +28,7 @@ CONFIG_KEY = "log"
 
 
 def enabled() -> bool:
-    """Logging is on unless the config says `log: false` (or off / no / 0)."""
+    """Logging is on unless the config's `log` switch says false (config.py's boolean words)."""
     return config.get_bool(CONFIG_KEY, True)
 
 
@@ -53,24 +53,9 @@ def _now() -> str:
 def record(
     command: str, verdict: Verdict, text: str, include_text: bool = False, key: bytes | None = None
 ) -> dict[str, Any]:
-    """The log line for one verdict (an `error` key only when the moderator failed)."""
-    rec: dict[str, Any] = {
-        "ts": _now(),
-        "command": command,
-        "id": verdict.id,
-        "role": verdict.role,
-        "decision": verdict.decision.value,
-        "flagged": list(verdict.flagged),
-        "unsafe": round(verdict.unsafe, 6),
-        "moderator": verdict.moderator,
-        "policy": verdict.policy,
-        "ms": round(verdict.ms, 3),
-        HASH_KEY: text_hmac(text, key),
-    }
-    if verdict.error is not None:
-        rec["error"] = verdict.error
-    if verdict.extra.get("allowlisted"):
-        rec["allowlisted"] = True
+    """The log line for one verdict: when and by which command, the verdict object (Verdict.to_dict,
+    the shape check --json and scan print) and the keyed hash of the text; the text only on request."""
+    rec: dict[str, Any] = {"ts": _now(), "command": command, **verdict.to_dict(), HASH_KEY: text_hmac(text, key)}
     if include_text:
         rec["text"] = text
     return rec

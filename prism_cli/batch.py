@@ -15,10 +15,11 @@ import sys
 import time
 from typing import IO, Callable, Iterable
 
-from prism_cli.errors import EXIT_ALLOW, EXIT_BLOCK, EXIT_MODERATOR, InputError
+from prism_cli.errors import InputError
 from prism_cli.outputs import jsonl_output
 from prism_cli.records import Source
 from prism_cli.session import ChatSession, TurnResult
+from prism_cli.verdict import exit_code as verdict_exit_code
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 
@@ -57,13 +58,8 @@ def write_transcript(path: str, turns: Iterable[TurnResult]) -> int:
 
 def exit_code(results: Iterable[TurnResult]) -> int:
     """3 if a moderator failed on any turn, else 1 if anything was blocked, else 0."""
-    code = EXIT_ALLOW
-    for r in results:
-        if r.moderator_failed:
-            return EXIT_MODERATOR
-        if r.blocked:
-            code = EXIT_BLOCK
-    return code
+    done = list(results)
+    return verdict_exit_code(any(r.moderator_failed for r in done), any(r.blocked for r in done))
 
 
 def run_batch(

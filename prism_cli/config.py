@@ -1,7 +1,8 @@
 """User configuration (config.yaml under the prism config dir): default moderator and policy, switches.
 
-Values typed on `prism config set` are parsed here (booleans one way for every switch)
-and resolved in build.py before they are stored. A value that fails later (a hand-edited
+Values typed on `prism config set` are parsed here (booleans one way for every switch and for
+PRISM_OFFLINE) and resolved in build.py before they are stored. The file is read once per
+process (a command) and re-read only when it changes. A value that fails later (a hand-edited
 file, a model removed since) is reported with the key and the file it came from.
 """
 
@@ -28,13 +29,32 @@ KEYS: dict[str, str] = {
     "history": "keep the chat REPL's input history in chat_history, 0600 (true/false; default true)",
 }
 BOOL_KEYS = {"offline", "log", "history"}
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+"""The one boolean vocabulary: config switches, `config set`, and the PRISM_OFFLINE variable."""
+
+_cache: tuple[tuple[str, int, int, int], dict[str, Any]] | None = None
+
+
+def check_key(key: str) -> str:
+    if key not in KEYS:
+        raise InputError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
+    return key
 
 
 def load() -> dict[str, Any]:
+    """The config as a dict (a copy). Read and parsed once while the file stays the same."""
+    global _cache
     path = config_file()
     if not path.is_file():
         return {}
+    st = path.stat()
+    stamp = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    if _cache is None or _cache[0] != stamp:
+        _cache = (stamp, _parse(path))
+    return dict(_cache[1])
+
+
+def _parse(path: Path) -> dict[str, Any]:
     text = decode(read_bounded(path, _MAX_BYTES, what="config file"), str(path))
     try:
         data = yaml.safe_load(text) or {}
@@ -59,13 +79,19 @@ def provenance(key: str) -> ContextManager[None]:
     return noting(f"{origin(key)}; change it with `prism config set {key} ...`")
 
 
-def _to_bool(key: str, value: Any) -> bool:
+def parse_bool(value: Any) -> bool | None:
+    """True or False for a word of the one vocabulary (or a YAML boolean); None for anything else."""
     if isinstance(value, bool):
         return value
     low = str(value).strip().lower()
-    if low not in _TRUE + _FALSE:
+    return True if low in TRUE_WORDS else False if low in FALSE_WORDS else None
+
+
+def _to_bool(key: str, value: Any) -> bool:
+    parsed = parse_bool(value)
+    if parsed is None:
         raise InputError(f"config key {key!r} takes true or false, got {value!r}")
-    return low in _TRUE
+    return parsed
 
 
 def get_bool(key: str, default: bool) -> bool:
@@ -80,8 +106,8 @@ def get_bool(key: str, default: bool) -> bool:
 
 
 def set_value(key: str, value: Any) -> Path:
-    if key not in KEYS:
-        raise InputError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
+    global _cache
+    check_key(key)
     data = load()
     if value is None:
         data.pop(key, None)
@@ -90,13 +116,13 @@ def set_value(key: str, value: Any) -> Path:
     path = config_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, yaml.safe_dump(data, sort_keys=True))
+    _cache = None
     return path
 
 
 def parse_value(key: str, raw: str) -> Any:
     """A value typed on the command line, parsed for its key (booleans stay booleans)."""
-    if key not in KEYS:
-        raise InputError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
+    check_key(key)
     if key in BOOL_KEYS:
         return _to_bool(key, raw)
     if not raw.strip():
@@ -109,7 +135,7 @@ def unset(key: str) -> Path:
 
 
 def offline() -> bool:
-    env = os.environ.get("PRISM_OFFLINE", "").lower()
-    if env in ("1", "true", "yes"):
+    """PRISM_OFFLINE=true (or 1/yes/on) forces offline; otherwise the config's `offline` decides."""
+    if parse_bool(os.environ.get("PRISM_OFFLINE", "")):
         return True
     return get_bool("offline", False)

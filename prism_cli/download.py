@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
-from prism_cli.errors import PrismError
+from prism_cli.errors import DownloadError
 from prism_cli.paths import cache_dir
 from prism_cli.registry import (
     SHA256_RE, Entry, FileSpec, Installed, find_installed, fsync_file, new_manifest, publish, sha256_file, staging_dir,
@@ -31,10 +31,6 @@ from prism_cli.registry import (
 T = TypeVar("T")
 TIMEOUT_ENV, RETRIES_ENV, BACKOFF_ENV = "PRISM_HTTP_TIMEOUT", "PRISM_RETRIES", "PRISM_RETRY_BACKOFF"
 LOCK_WAIT_S = 6 * 3600
-
-
-class DownloadError(PrismError):
-    """A pull that could not complete; one line saying why and what to do (exit 2)."""
 
 
 class _Retryable(Exception):

@@ -1,4 +1,7 @@
-"""Exceptions that map onto prism's exit codes (DESIGN.md)."""
+"""Exceptions that map onto prism's exit codes (DESIGN.md).
+
+Every error a user can fix is a PrismError, whichever layer raises it (the engines and downloads
+too): cli.main turns it into one line and its exit code, the one place errors are translated."""
 
 from __future__ import annotations
 
@@ -35,8 +38,16 @@ class ModelNotFound(ModeratorError):
     """A moderator that is not installed; the message says how to get it."""
 
 
-class EngineFailed(PrismError):
+class EngineError(PrismError):
     """The wrapped chat model could not run (bad file, server down, context overflow): exit 2."""
+
+
+EngineFailed = EngineError
+"""The name session.py and chat_cmd.py raise; the same error."""
+
+
+class DownloadError(PrismError):
+    """A pull that could not complete; one line saying why and what to do (exit 2)."""
 
 
 @contextmanager

@@ -36,11 +36,10 @@ from typing import Any, Iterable, Sequence
 from prism_cli.errors import InputError, ModeratorError
 from prism_cli.eval_data import LabeledRow
 from prism_cli.gate import Gate
-from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import Decision, Scores
+from prism_cli.policy import Policy
+from prism_cli.verdict import OVERALL, Decision, Scores
 
 FLAGGED = (Decision.WARN, Decision.BLOCK)
-PROFANITY = "profanity-check"
 
 
 # ---------------------------------------------------------------- metrics
@@ -91,17 +90,6 @@ def metrics(labels: Sequence[int], flagged: Sequence[bool], scores: Sequence[flo
 
 
 # ---------------------------------------------------------------- moderators
-
-
-def load_gate(spec: str | None, policy: Policy, **options: object) -> Gate:
-    """A gate for one --moderator; "profanity-check" is the baseline the loader may not know yet."""
-    if spec == PROFANITY:
-        from prism_cli.moderators.profanity import ProfanityModerator
-
-        return Gate(policy, [ProfanityModerator()])
-    from prism_cli.moderators.loader import load_chosen
-
-    return Gate(policy, [load_chosen(spec, policy, **options)])
 
 
 def _norm(s: str) -> str:

@@ -12,12 +12,13 @@ the policy's on_error decision (block unless the user chose otherwise).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable, Iterable, Sequence
 
 from prism_cli.moderators.base import Message, Moderator, Role
 from prism_cli.normalize import variants
-from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import ALLOWLISTED, REFUSED, Decision, Scores, Verdict, controversial_key
+from prism_cli.policy import Policy
+from prism_cli.verdict import ALLOWLISTED, OVERALL, REFUSED, Decision, Scores, Verdict, controversial_key, overall_score
 from prism_cli.windows import Cursor, Window, split_to_fit
 
 _ACTION = {"block": Decision.BLOCK, "warn": Decision.WARN, "log": Decision.ALLOW}
@@ -76,7 +77,7 @@ class Gate:
             elif p + pc >= c.threshold:  # a guard's "Controversial" verdict counted: never more than a warning
                 flagged.append(c.id)
                 decisions.append(min(_ACTION[c.action], Decision.WARN, key=lambda d: d.rank))
-        unsafe = scores.get(OVERALL, max(kept.values(), default=0.0))
+        unsafe = overall_score(scores, kept)
         kept.update(contro)
         kept[OVERALL] = unsafe
         o = self.policy.overall
@@ -132,9 +133,7 @@ class Gate:
             stream.feed(chunk)
             if stream.failed is not None:
                 break
-        v = stream.finish()
-        v.ms = stream.ms
-        return v
+        return replace(stream.finish(), ms=stream.ms)  # the time of every step, not only the last
 
     def _score(
         self,

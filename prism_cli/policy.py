@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import yaml
-
 from prism_cli.errors import PolicyError
+from prism_cli.verdict import OVERALL
+from prism_cli.yaml_lines import KeyPath, compose, key_path, line_of
 
 ROLES = ("prompt", "response")
 ACTIONS = ("block", "warn", "log")
@@ -20,7 +20,6 @@ ON_ERROR = ("block",)  # prism fails closed: a text no moderator could check is 
 CONTROVERSIAL = ("block", "warn", "allow")
 """What a guard's "Controversial" verdict (Qwen3Guard) means for a category: counts as unsafe, can only
 warn (reported beside the category's own score, never blocking), or is ignored."""
-OVERALL = "unsafe"
 
 
 @dataclass(frozen=True)
@@ -96,119 +95,23 @@ class Policy:
         c = self.category(cid)
         return c.name if c else ("unsafe (overall)" if cid == OVERALL else cid)
 
-
-# ---------------------------------------------------------------- YAML with line numbers
-
-Path_ = tuple[Any, ...]
-
-
-def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
-    """Load YAML once (C loader when available) and remember the line of every key and item."""
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_cls(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None:
-            _bound(node, source)
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise PolicyError(f"{source}{line}: invalid YAML: {problem}") from None
-    finally:
-        loader.dispose()
-    lines: dict[Path_, int] = {}
-
-    def walk(n: yaml.Node | None, path: Path_) -> None:
-        if n is None:
-            return
-        lines.setdefault(path, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            seen: set[str] = set()
-            for k, v in n.value:
-                key = k.value
-                if key in seen:
-                    raise PolicyError(f"{source}:{k.start_mark.line + 1}: {_fmt(path + (key,))}: duplicate key")
-                seen.add(key)
-                lines[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                walk(v, path + (i,))
-
-    walk(node, ())
-    return data, lines
-
-
-MAX_NODES = 100_000  # YAML nodes a policy may expand to, every alias counted as often as it is used
-MAX_CHARS = 4_000_000  # characters of scalar text it may expand to (the file itself is at most 1 MB)
-MAX_DEPTH = 32
-
-
-def _children(n: yaml.Node) -> list[yaml.Node]:
-    if isinstance(n, yaml.MappingNode):
-        return [x for kv in n.value for x in kv]
-    return list(n.value) if isinstance(n, yaml.SequenceNode) else []
-
-
-def _bound(root: yaml.Node, source: str) -> None:
-    """Refuse a document that aliases expand past MAX_NODES or MAX_CHARS ("billion laughs"), that
-    refers to itself, or that nests past MAX_DEPTH, before anything walks it expanded.
-
-    Expanded sizes are summed once per distinct node, so this costs O(the file), not O(the expansion).
-    """
-    size: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, characters) once expanded
-    open_: set[int] = set()  # nodes whose subtree is being summed: the path from the root
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
-    while stack:
-        n, depth, done = stack.pop()
-        key = id(n)
-        line = f"{source}:{n.start_mark.line + 1}"
-        if done:
-            open_.discard(key)
-            kids = [size[id(c)] for c in _children(n)]
-            nodes = 1 + sum(k[0] for k in kids)
-            chars = (len(n.value) if isinstance(n, yaml.ScalarNode) else 0) + sum(k[1] for k in kids)
-            if nodes > MAX_NODES or chars > MAX_CHARS:
-                what = f"{MAX_NODES:,} YAML nodes" if nodes > MAX_NODES else f"{MAX_CHARS:,} characters"
-                raise PolicyError(f"{line}: expands to more than {what} through aliases; "
-                                  "a policy may not (a YAML alias bomb?)")
-            size[key] = (nodes, chars)
-            continue
-        if key in size:
-            continue
-        if key in open_:
-            raise PolicyError(f"{line}: a YAML alias refers to a node that contains it; a policy may not be recursive")
-        if depth > MAX_DEPTH:
-            raise PolicyError(f"{line}: nested deeper than {MAX_DEPTH} levels; a policy may not")
-        open_.add(key)
-        stack.append((n, depth, True))
-        stack.extend((c, depth + 1, False) for c in _children(n))
-
-
-def _fmt(path: Path_) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
+    def labels(self, ids: list[str]) -> str:
+        """Flagged ids as a user reads them: "Violent Crimes [S1], unsafe (overall)"."""
+        return ", ".join(self.label(c) + ("" if c == OVERALL else f" [{c}]") for c in ids)
 
 
 class _Checker:
-    def __init__(self, source: str, lines: dict[Path_, int]):
+    def __init__(self, source: str, lines: dict[KeyPath, int]):
         self.source, self.lines = source, lines
 
-    def fail(self, path: Path_, msg: str) -> PolicyError:
-        p = path
-        while p and p not in self.lines:
-            p = p[:-1]
-        line = self.lines.get(p)
+    def fail(self, path: KeyPath, msg: str) -> PolicyError:
+        line = line_of(self.lines, path)
         where = f"{self.source}:{line}" if line else self.source
-        return PolicyError(f"{where}: {_fmt(path)}: {msg}")
+        return PolicyError(f"{where}: {key_path(path)}: {msg}")
 
-    def mapping(self, value: Any, path: Path_, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    def mapping(self, value: Any, path: KeyPath, allowed: set[str], required: set[str] = frozenset()) -> dict:
         if not isinstance(value, dict):
-            raise self.fail(path, f"must be a mapping, got {_kind(value)}")
+            raise self.fail(path, f"must be a mapping, got {_yaml_type(value)}")
         for k in value:
             if str(k) not in allowed:
                 raise self.fail(path + (str(k),), f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -217,27 +120,27 @@ class _Checker:
                 raise self.fail(path, f"missing required key '{k}'")
         return value
 
-    def string(self, value: Any, path: Path_, allow_empty: bool = False) -> str:
+    def string(self, value: Any, path: KeyPath, allow_empty: bool = False) -> str:
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.fail(path, f"must be a non-empty string, got {_kind(value)}")
+            raise self.fail(path, f"must be a non-empty string, got {_yaml_type(value)}")
         return value.strip()
 
-    def prob(self, value: Any, path: Path_) -> float:
+    def prob(self, value: Any, path: KeyPath) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
             raise self.fail(path, f"must be a number between 0 and 1, got {value!r}")
         return float(value)
 
-    def choice(self, value: Any, path: Path_, options: tuple[str, ...]) -> str:
+    def choice(self, value: Any, path: KeyPath, options: tuple[str, ...]) -> str:
         if value not in options:
             raise self.fail(path, f"must be one of {', '.join(options)}, got {value!r}")
         return value
 
-    def count(self, value: Any, path: Path_, minimum: int) -> int:
+    def count(self, value: Any, path: KeyPath, minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(path, f"must be an integer >= {minimum}, got {value!r}")
         return value
 
-    def roles(self, value: Any, path: Path_) -> tuple[str, ...]:
+    def roles(self, value: Any, path: KeyPath) -> tuple[str, ...]:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items:
             raise self.fail(path, f"must be 'prompt', 'response' or a list of them, got {value!r}")
@@ -245,13 +148,14 @@ class _Checker:
             self.choice(r, path + (i,) if isinstance(value, list) else path, ROLES)
         return tuple(dict.fromkeys(items))
 
-    def strings(self, value: Any, path: Path_) -> tuple[str, ...]:
+    def strings(self, value: Any, path: KeyPath) -> tuple[str, ...]:
         if not isinstance(value, list):
-            raise self.fail(path, f"must be a list of strings, got {_kind(value)}")
+            raise self.fail(path, f"must be a list of strings, got {_yaml_type(value)}")
         return tuple(self.string(v, path + (i,)) for i, v in enumerate(value))
 
 
-def _kind(v: Any) -> str:
+def _yaml_type(v: Any) -> str:
+    """What a YAML value is, in the words a policy error uses ("a mapping", "a list")."""
     return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(type(v), repr(v))
 
 
@@ -271,7 +175,7 @@ def parse_policy(
 ) -> Policy:
     """Parse one policy document. Categories merge by id onto `base`, or onto what
     `resolve(extends)` returns when the document names a policy it extends."""
-    data, lines = _compose(text, source)
+    data, lines = compose(text, source, "a policy", PolicyError)
     ck = _Checker(source, lines)
     if data is None:
         raise PolicyError(f"{source}: empty policy")
@@ -318,12 +222,12 @@ def parse_policy(
     cats: dict[str, Category] = {c.id: c for c in base.categories} if base else {}
     raw = d.get("categories", []) or []
     if not isinstance(raw, list):
-        raise ck.fail(("categories",), f"must be a list of categories, got {_kind(raw)}")
+        raise ck.fail(("categories",), f"must be a list of categories, got {_yaml_type(raw)}")
     if base is None and not raw:
         raise ck.fail(("categories",), "a policy needs at least one category")
     seen: set[str] = set()
     for i, item in enumerate(raw):
-        p: Path_ = ("categories", i)
+        p: KeyPath = ("categories", i)
         c = ck.mapping(item, p, _CATEGORY, {"id"})
         cid = ck.string(c["id"] if not isinstance(c["id"], (int, float)) else str(c["id"]), p + ("id",))
         if cid == OVERALL:
@@ -375,7 +279,7 @@ def parse_policy(
     )
 
 
-def _check_regex(ck: _Checker, pattern: str, path: Path_) -> None:
+def _check_regex(ck: _Checker, pattern: str, path: KeyPath) -> None:
     from prism_cli.patterns import PatternError, check
 
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prism_cli import config
 from prism_cli.errors import InputError, PolicyError, suggest
 from prism_cli.inputs import decode, read_bounded
 from prism_cli.outputs import write_atomic
@@ -55,8 +54,9 @@ def read_text(path: Path) -> str:
 
 
 def load_policy(name_or_path: str | None = None, _chain: tuple[Path, ...] = ()) -> Policy:
-    """Load and validate a policy, following `extends` (shipped name or relative path)."""
-    spec = name_or_path or config.get("policy") or DEFAULT_POLICY
+    """Load and validate a policy, following `extends` (shipped name or relative path). The configured
+    default is resolved in build.py, not here."""
+    spec = name_or_path or DEFAULT_POLICY
     path = find_policy(str(spec))
     path = path.resolve() if path.is_file() else path  # a pipe (<(...)) has no other name to resolve to
     return _parse(read_text(path), path, _chain)

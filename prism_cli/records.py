@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from prism_cli.errors import InputError
 from prism_cli.inputs import MAX_LINE_BYTES, Input, decode_line, first_line
 
-FORMATS = ("txt", "jsonl", "csv")
+INPUT_FORMATS = ("txt", "jsonl", "csv")
 TEXT_KEYS = ("text", "prompt")
 """Where the text is when --field/--column is not given: the first of these keys present."""
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt"}
@@ -91,7 +91,8 @@ def parse_json(text: str) -> tuple[Any, str | None]:
         return None, f"invalid JSON ({(str(e).splitlines() or ['bad value'])[0][:120]})"
 
 
-def kind(v: Any) -> str:
+def json_type(v: Any) -> str:
+    """What a JSON value is, in the words an error message uses ("an object", "an array")."""
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(v), "a number"
     )
@@ -122,7 +123,7 @@ def pick_text(obj: dict[str, Any], key: str | None, what: str = "field") -> tupl
         return None, f"no {key!r} {what}"
     value = obj[key]
     if not isinstance(value, str):
-        return None, f"{what} {key!r} is {kind(value)}, expected a string"
+        return None, f"{what} {key!r} is {json_type(value)}, expected a string"
     return value, None
 
 
@@ -132,8 +133,8 @@ def pick_text(obj: dict[str, Any], key: str | None, what: str = "field") -> tupl
 def detect_format(name: str, explicit: str | None) -> str | None:
     """The format from --format or the extension; None means: sniff the first line."""
     if explicit:
-        if explicit not in FORMATS:
-            raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {explicit!r}")
+        if explicit not in INPUT_FORMATS:
+            raise InputError(f"--format must be one of {', '.join(INPUT_FORMATS)}, got {explicit!r}")
         return explicit
     if name == "-":
         return None
@@ -218,7 +219,7 @@ def _json_record(name: str, lineno: int, text: str, field: str | None) -> Record
     if rec.error is not None:
         return rec
     if not isinstance(obj, dict):
-        rec.error = f"expected a JSON object, got {kind(obj)}"
+        rec.error = f"expected a JSON object, got {json_type(obj)}"
         return rec
     rec.text, rec.error = pick_text(obj, field)
     if rec.error is None:

@@ -16,18 +16,19 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import yaml
 
 from prism_cli.errors import InputError
 from prism_cli.outputs import write_atomic
 from prism_cli.paths import models_dir, shipped_models_dir
+from prism_cli.yaml_lines import compose, line_of
 
 REGISTRY_ENV = "PRISM_REGISTRY"
 MANIFEST = "manifest.json"
 KINDS = ("classifier", "guard-llm")
-FORMATS = ("onnx", "gguf")
+MODEL_FORMATS = ("onnx", "gguf")
+"""A catalogue entry's `format`: the file type of its weights."""
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -83,19 +84,6 @@ class Entry:
         return all(f.sha256 for f in self.files)
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A YAML loader that remembers the line of every mapping, for errors that name file:line."""
-
-
-def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    data = loader.construct_mapping(node, deep=True)
-    data["__line__"] = node.start_mark.line + 1
-    return data
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
-
-
 def registry_file() -> Path:
     """The catalogue: $PRISM_REGISTRY if set (tests, mirrors), else the one shipped with prism."""
     env = os.environ.get(REGISTRY_ENV)
@@ -105,28 +93,28 @@ def registry_file() -> Path:
 def load_catalogue(path: Path | None = None) -> dict[str, Entry]:
     path = path or registry_file()
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader) or {}  # noqa: S506 - SafeLoader subclass
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"{path}: cannot read the model registry ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise InputError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    raw, lines = compose(text, str(path), "the model registry")
+    raw = raw or {}
     models = raw.get("models", []) if isinstance(raw, dict) else None
     if not isinstance(models, list):
         raise InputError(f"{path}: key 'models' must be a list of model entries")
     out: dict[str, Entry] = {}
-    for item in models:
-        entry = _parse_entry(item, path)
+    for i, item in enumerate(models):
+        entry = _parse_entry(item, lambda *keys, i=i: f"{path}:{line_of(lines, ('models', i, *keys))}")
         if entry.name in out:
-            raise InputError(f"{path}:{item.get('__line__', '?')}: duplicate model name {entry.name!r}")
+            raise InputError(f"{path}:{line_of(lines, ('models', i))}: duplicate model name {entry.name!r}")
         out[entry.name] = entry
     return out
 
 
-def _parse_entry(item: Any, path: Path) -> Entry:
+def _parse_entry(item: Any, at: Callable[..., str]) -> Entry:
+    """One model entry; at(*keys) is FILE:LINE of a key path inside it, for errors."""
+    where = at()
     if not isinstance(item, dict):
-        raise InputError(f"{path}: each model entry must be a mapping")
-    where = f"{path}:{item.get('__line__', '?')}"
-    item = {k: v for k, v in item.items() if k != "__line__"}
+        raise InputError(f"{where}: each model entry must be a mapping")
     unknown = set(item) - _ENTRY_KEYS
     if unknown:
         raise InputError(f"{where}: unknown key {sorted(unknown)[0]!r} in model entry")
@@ -135,17 +123,19 @@ def _parse_entry(item: Any, path: Path) -> Entry:
         raise InputError(f"{where}: key 'name' must be a short name of letters, digits, '.', '_' or '-'")
     if item.get("kind") not in KINDS:
         raise InputError(f"{where}: model {name!r}: key 'kind' must be one of {', '.join(KINDS)}")
-    if item.get("format") not in FORMATS:
-        raise InputError(f"{where}: model {name!r}: key 'format' must be one of {', '.join(FORMATS)}")
+    if item.get("format") not in MODEL_FORMATS:
+        raise InputError(f"{where}: model {name!r}: key 'format' must be one of {', '.join(MODEL_FORMATS)}")
     bundled = bool(item.get("bundled", False))
-    files = tuple(_parse_file(f, path, name) for f in item.get("files") or [])
+    raw_files = item.get("files") or []
+    if not isinstance(raw_files, list):
+        raise InputError(f"{where}: model {name!r}: key 'files' must be a list")
+    files = tuple(_parse_file(f, at("files", j), name) for j, f in enumerate(raw_files))
     if not bundled and not files:
         raise InputError(f"{where}: model {name!r}: key 'files' must list at least one file (or set bundled: true)")
     cls = item.get("classifier")
     if cls is not None:
-        if not isinstance(cls, dict) or set(cls) - {"__line__"} - _CLASSIFIER_KEYS or not cls.get("labels"):
+        if not isinstance(cls, dict) or set(cls) - _CLASSIFIER_KEYS or not cls.get("labels"):
             raise InputError(f"{where}: model {name!r}: key 'classifier' needs 'labels' and only {sorted(_CLASSIFIER_KEYS)}")
-        cls = {k: v for k, v in cls.items() if k != "__line__"}
     if item["kind"] == "classifier" and not bundled and cls is None:
         raise InputError(f"{where}: model {name!r}: a downloadable classifier needs a 'classifier' section (labels, ...)")
     return Entry(
@@ -154,7 +144,7 @@ def _parse_entry(item: Any, path: Path) -> Entry:
         gated=bool(item.get("gated", False)), languages=tuple(str(x) for x in item.get("languages") or ()),
         categories=tuple(str(x) for x in item.get("categories") or ()) or _mapped(item.get("taxonomy")), size=item.get("size"),
         size_bytes=item.get("size_bytes"), choose_when=str(item.get("choose_when", "")), bundled=bundled,
-        classifier=_strip_lines(cls) if cls else None, taxonomy=_parse_taxonomy(item.get("taxonomy"), where, name),
+        classifier=cls or None, taxonomy=_parse_taxonomy(item.get("taxonomy"), where, name),
         custom_categories=bool(item.get("custom_categories", False)),
         not_scored=tuple(str(x) for x in item.get("not_scored") or ()),
     )
@@ -163,7 +153,6 @@ def _parse_entry(item: Any, path: Path) -> Entry:
 def _parse_taxonomy(raw: Any, where: str, name: str) -> dict[str, tuple[str, ...]] | None:
     if raw is None:
         return None
-    raw = _strip_lines(raw)
     if not isinstance(raw, dict) or not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in raw.values()):
         raise InputError(f"{where}: model {name!r}: key 'taxonomy' must map each of the model's categories to a list of policy ids")
     return {str(k): tuple(v) for k, v in raw.items()}
@@ -173,7 +162,7 @@ def _mapped(raw: Any) -> tuple[str, ...]:
     """The policy ids a taxonomy scores, in first-seen order (what `models list` shows)."""
     if not isinstance(raw, dict):
         return ()
-    return tuple(dict.fromkeys(str(i) for k, v in raw.items() if k != "__line__" and isinstance(v, list) for i in v))
+    return tuple(dict.fromkeys(str(i) for k, v in raw.items() if isinstance(v, list) for i in v))
 
 
 def guard_entry(name: str | None, prompt_format: str) -> Entry | None:
@@ -184,19 +173,11 @@ def guard_entry(name: str | None, prompt_format: str) -> Entry | None:
     return next((e for e in cat.values() if e.prompt_format == prompt_format and e.taxonomy is not None), None)
 
 
-def _strip_lines(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_lines(v) for k, v in value.items() if k != "__line__"}
-    if isinstance(value, list):
-        return [_strip_lines(v) for v in value]
-    return value
-
-
-def _parse_file(f: Any, path: Path, name: str) -> FileSpec:
+def _parse_file(f: Any, at: str, name: str) -> FileSpec:
+    where = f"{at}: model {name!r}"
     if not isinstance(f, dict):
-        raise InputError(f"{path}: model {name!r}: each file must be a mapping with repo, filename, revision")
-    where = f"{path}:{f.get('__line__', '?')}: model {name!r}"
-    unknown = set(f) - _FILE_KEYS - {"__line__"}
+        raise InputError(f"{where}: each file must be a mapping with repo, filename, revision")
+    unknown = set(f) - _FILE_KEYS
     if unknown:
         raise InputError(f"{where}: unknown key {sorted(unknown)[0]!r} in file")
     for key in ("repo", "filename"):

@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from prism_cli.errors import EXIT_ALLOW, EXIT_BLOCK, EXIT_MODERATOR, InputError
+from prism_cli.errors import InputError
 from prism_cli.gate import Gate
 from prism_cli.records import Record, Source
-from prism_cli.verdict import Decision, Verdict
+from prism_cli.verdict import Decision, Verdict, exit_code
 
 Row = dict[str, Any]
 
@@ -31,13 +31,16 @@ class ScanOptions:
     include_text: bool = False
     only_flagged: bool = False
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+
 
 @dataclass
 class Summary:
     texts: int = 0
-    allowed: int = 0
-    warned: int = 0
-    blocked: int = 0
+    decisions: Counter = field(default_factory=Counter)
+    """Texts per Decision (allowed, warned, blocked below)."""
     errors: int = 0
     """Texts the moderator could not score (their verdicts carry the error; fail closed)."""
     bad: int = 0
@@ -55,23 +58,27 @@ class Summary:
         return self.texts / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def allowed(self) -> int:
+        return self.decisions[Decision.ALLOW]
+
+    @property
+    def warned(self) -> int:
+        return self.decisions[Decision.WARN]
+
+    @property
+    def blocked(self) -> int:
+        return self.decisions[Decision.BLOCK]
+
+    @property
     def exit_code(self) -> int:
-        """3 if the moderator failed on anything (wins over 1), 1 if anything was blocked, else 0."""
-        if self.errors:
-            return EXIT_MODERATOR
-        return EXIT_BLOCK if self.blocked else EXIT_ALLOW
+        return exit_code(self.errors > 0, self.blocked > 0)
 
     def tally(self, v: Verdict) -> None:
         self.texts += 1
         if v.error is not None:
             self.errors += 1
             self.first_error = self.first_error or v.error
-        if v.decision is Decision.BLOCK:
-            self.blocked += 1
-        elif v.decision is Decision.WARN:
-            self.warned += 1
-        else:
-            self.allowed += 1
+        self.decisions[v.decision] += 1
         self.flagged.update(v.flagged)
 
 
@@ -136,11 +143,12 @@ class _Batcher:
             self.summary.tally(v)
             if self.opts.only_flagged and v.decision is Decision.ALLOW and not v.flagged and v.error is None:
                 continue
-            v.extra.update(rec.where())
+            row = {**v.to_dict(), **rec.where()}
             if rec.has_id:
-                v.extra["id"] = rec.rid
-            v.text = rec.text
-            self._emit(v.to_dict(self.opts.include_text))
+                row["id"] = rec.rid
+            if self.opts.include_text:
+                row["text"] = rec.text
+            self._emit(row)
         self.pending.clear()
         self.n_texts = 0
 
@@ -159,8 +167,6 @@ def run_scan(
 ) -> Summary:
     """Moderate every record of every source; returns the tally. Raises InputError on the first
     malformed record unless opts.skip_bad, and for an input that holds no texts at all."""
-    if opts.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {opts.batch_size}")
     summary = Summary()
     batch = _Batcher(gate, write, opts, summary)
     t0 = time.perf_counter()

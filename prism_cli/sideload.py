@@ -63,10 +63,10 @@ def add_local(src: Path, name: str, prompt_format: str | None = None) -> Install
 
     if name in RESERVED:
         raise InputError(f"{name!r} is reserved (--moderator {name} means the built-in {name} moderator); choose another name")
-    from prism_cli.moderators.guard_formats import FORMATS
+    from prism_cli.moderators.guard_formats import PROMPT_FORMATS, unknown_format
 
-    if prompt_format is not None and prompt_format not in FORMATS:
-        raise InputError(f"unknown guard prompt format {prompt_format!r} (one of: {', '.join(FORMATS)})")
+    if prompt_format is not None and prompt_format not in PROMPT_FORMATS:
+        raise InputError(unknown_format(prompt_format))
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
     entry = load_catalogue().get(name)

@@ -22,9 +22,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from prism_cli.gate import Gate
 from prism_cli.moderators.base import Message
-from prism_cli.verdict import Decision, Verdict
-
-COMPLETE, BLOCKED, INTERRUPTED = "complete", "blocked", "interrupted"
+from prism_cli.verdict import BLOCKED, COMPLETE, INTERRUPTED, Decision, Verdict  # noqa: F401 (outcome names, re-exported)
 
 
 def _is_word(c: str) -> bool:

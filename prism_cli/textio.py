@@ -25,7 +25,7 @@ from prism_cli.inputs import (  # noqa: F401 - the decoding helpers, reusable fr
     sniff_error,
 )
 from prism_cli.outputs import JsonlWriter, jsonl_output
-from prism_cli.records import FORMATS, TEXT_KEYS, Record, Source, detect_format, open_sources  # noqa: F401
+from prism_cli.records import INPUT_FORMATS, TEXT_KEYS, Record, Source, detect_format, open_sources  # noqa: F401
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _decode_line = decode_line

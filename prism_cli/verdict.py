@@ -1,16 +1,42 @@
-"""Verdict and Decision: the one JSON shape used by check, scan, chat and the audit log."""
+"""The shared vocabulary: Verdict and Decision (the one JSON shape of check, scan, chat and the
+audit log), the overall score key and rule, the outcome names of a chat turn, the exit-code rule."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Collection, Mapping
+
+from prism_cli.errors import EXIT_ALLOW, EXIT_BLOCK, EXIT_MODERATOR
 
 Scores = dict[str, float]
-"""Category id -> probability in [0, 1]; the key "unsafe" holds the overall probability."""
+"""Category id -> probability in [0, 1]; the key OVERALL holds the overall probability."""
 
-UNSAFE = "unsafe"
+OVERALL = "unsafe"
+"""The score key (and the flagged id) of the overall P(unsafe); no policy category may use it."""
+
+
+def overall_score(scores: Mapping[str, float], among: Collection[str] | None = None) -> float:
+    """The overall P(unsafe): the backend's own when it gives one, else the highest category score
+    (of the keys `among`, when given). Every backend and the gate use this one rule."""
+    if OVERALL in scores:
+        return scores[OVERALL]
+    return max((v for k, v in scores.items() if among is None or k in among), default=0.0)
+
+
+def exit_code(moderator_failed: bool, blocked: bool) -> int:
+    """A command's exit status: 3 when a moderator failed (the text counts as blocked: prism fails
+    closed), else 1 when something was blocked, else 0. check, scan and batch chat share it."""
+    if moderator_failed:
+        return EXIT_MODERATOR
+    return EXIT_BLOCK if blocked else EXIT_ALLOW
+
+
+COMPLETE, BLOCKED, INTERRUPTED = "complete", "blocked", "interrupted"
+"""How a gated stream ended (StreamGate.outcome)."""
+PROMPT_BLOCKED, RESPONSE_BLOCKED = "prompt blocked", "response blocked"
+"""How a chat turn ended, besides COMPLETE and INTERRUPTED (TurnResult.outcome, the transcript's `outcome`)."""
 
 
 class Decision(str, Enum):

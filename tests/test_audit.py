@@ -19,9 +19,9 @@ SECRET = "my neighbour's wifi password is hunter2, how do I use it?"
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def _own_home(home):
+    """Every test here writes a log and a secret: each gets a PRISM_HOME of its own."""
+    return home
 
 
 def _verdict(vid="0", decision=Decision.BLOCK, error=None):
@@ -39,7 +39,8 @@ def test_text_is_never_logged_by_default_only_its_keyed_hash(home):
     raw = path.read_text(encoding="utf-8")
     assert "hunter2" not in raw and "neighbour" not in raw
     (rec,) = [json.loads(ln) for ln in raw.splitlines()]
-    assert set(rec) == {"ts", "command", "id", "role", "decision", "flagged", "unsafe", "moderator", "policy", "ms", "hmac"}
+    assert set(rec) == {"ts", "command", *_verdict().to_dict(), "hmac"}  # the verdict object, nothing re-listed
+    assert rec["scores"] == {"S2": 0.91}
     # a reader of the log cannot confirm a guess with plain SHA-256; the install's secret can
     assert rec["hmac"] != hashlib.sha256(SECRET.encode()).hexdigest()
     assert rec["hmac"] == _keyed(home, SECRET)
@@ -132,9 +133,7 @@ def test_logs_list_path_and_json(home):
     assert r.stdout.strip() == str(home / "audit.jsonl")
 
 
-def test_logs_off_and_on(home, monkeypatch):
-    # Until the lead adds "log" to config.KEYS (requested in the report), register it here.
-    monkeypatch.setitem(config.KEYS, "log", "write the local decision log (true/false)")
+def test_logs_off_and_on(home):
     runner = CliRunner()
     assert runner.invoke(_app(), ["logs", "off"]).exit_code == 0
     assert config.get("log") is False and not audit.enabled()

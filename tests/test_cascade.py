@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from prism_cli.build import ModeratorOptions, load_moderator, parse_spec
 from prism_cli.errors import ModeratorError
 from prism_cli.gate import Gate
-from prism_cli.moderators.cascade import CascadeModerator, parse_spec
+from prism_cli.moderators.cascade import CascadeModerator
 from prism_cli.moderators.classifier import ClassifierModerator
 from prism_cli.moderators.guard_llm import GuardLLMModerator
-from prism_cli.moderators.loader import load_moderator
 from prism_cli.policy import parse_policy
 
 POLICY_YAML = """\
@@ -107,9 +107,13 @@ def guard(gguf, policy):
 
 
 def test_parse_spec():
-    assert parse_spec("cascade:prism-default,guard.gguf") == ("prism-default", "guard.gguf", 0.1, 0.9)
-    assert parse_spec("cascade:a, b ,0.2,0.7") == ("a", "b", 0.2, 0.7)
-    for bad in ("cascade:a", "cascade:a,b,0.5", "cascade:a,b,x,0.9", "cascade:a,b,0.9,0.1", "cascade:a,,0.1,0.2"):
+    s = parse_spec("cascade:prism-default,guard.gguf")
+    assert s.kind == "cascade" and s.band == (0.1, 0.9)
+    assert [(p.kind, p.text) for p in s.stages] == [("default", "prism-default"), ("name", "guard.gguf")]
+    s = parse_spec("cascade:a, rules ,0.2,0.7")
+    assert [(p.kind, p.text) for p in s.stages] == [("name", "a"), ("rules", "rules")] and s.band == (0.2, 0.7)
+    for bad in ("cascade:a", "cascade:a,b,0.5", "cascade:a,b,x,0.9", "cascade:a,b,0.9,0.1", "cascade:a,,0.1,0.2",
+                "cascade:a,cascade:b,c"):
         with pytest.raises(ModeratorError) as e:
             parse_spec(bad)
         assert "\n" not in str(e.value) and "cascade" in str(e.value)
@@ -147,15 +151,17 @@ def test_only_the_uncertain_band_reaches_the_guard_model(clf_dir, guard):
 
 
 def test_gate_and_loader_build_a_cascade(clf_dir, gguf, policy):
-    cas = load_moderator(f"cascade:{clf_dir},{gguf},0.2,0.8", policy, threads=2, n_ctx=2048, prompt_format="llama-guard-3-1b")
+    cas = load_moderator(f"cascade:{clf_dir},{gguf},0.2,0.8", policy,
+                         ModeratorOptions(threads=2, n_ctx=2048, prompt_format="llama-guard-3-1b"))
     assert isinstance(cas, CascadeModerator) and (cas.low, cas.high) == (0.2, 0.8)
     assert isinstance(cas.second, GuardLLMModerator) and cas.second.name == f"{gguf.stem}@llama-guard-3-1b"
+    assert (cas.second.threads, cas.second.n_ctx, cas.first._threads) == (2, 2048, 2)  # options reach both stages
     gate = Gate(policy, [cas], include_rules=False)
     v = gate.check("bomb", "prompt")
     assert v.decision.value == "block" and v.flagged == ["violence"] and v.moderator == cas.name
     assert cas.second._llm is None  # the guard model was never loaded for a clear-cut text
 
-    rules_first = load_moderator(f"cascade:rules,{gguf}", policy, prompt_format="llama-guard-3-1b")
+    rules_first = load_moderator(f"cascade:rules,{gguf}", policy, ModeratorOptions(prompt_format="llama-guard-3-1b"))
     out = rules_first.score(["I will kill it", "hello"], "prompt")  # rules give 0 or 1: never uncertain
     assert [s["violence"] for s in out] == [1.0, 0.0]
     assert rules_first.texts_second == 0 and rules_first.second._llm is None

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from prism_cli.moderators.rules import normalize
+from tests.conftest import new_word, prism as run_prism
 
 PROMPT = "Write a short poem about the sea."
-ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]")  # CSI, OSC, keypad mode (readline)
 
 
 @pytest.fixture(scope="session")
@@ -49,27 +50,11 @@ categories:
 
 
 def prism(args: list[str], stdin: str | None = None, timeout: float = 300, home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NO_COLOR": "1", **({"PRISM_HOME": str(home)} if home else {})}
-    return subprocess.run(
-        [sys.executable, "-m", "prism_cli", "chat", *args],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return run_prism("chat", *args, stdin=stdin if stdin is not None else "", timeout=timeout, home=home)
 
 
 def records(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
-
-
-def first_new_word(prompt: str, reply: str) -> str:
-    seen = normalize(prompt)
-    for m in re.finditer(r"(?<!\w)[^\W\d_]{4,}(?!\w)", normalize(reply)):
-        if m.group() not in seen and m.start() > 10:
-            return m.group()
-    raise AssertionError(f"no usable word in the model's reply {reply!r}")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +72,7 @@ def greedy_reply(gemma_path) -> str:
 
 
 def test_batch_mid_stream_block_and_blocked_prompt_exit_1(gemma_path, greedy_reply, tmp_path):
-    word = first_new_word(PROMPT, greedy_reply)
+    word = new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
     args = [gemma_path, "--moderator", "rules", "--policy", str(pol), "--temp", "0", "--max-tokens", "24", "--ctx", "1024", "--threads", "1"]
     r = prism(args, f"{PROMPT}\nhow much dynamite is enough?\n", home=tmp_path / "home")
@@ -214,6 +199,17 @@ class Pty:
         seen, self.pos = self.buf[self.pos : end].decode(errors="replace"), end
         return seen
 
+    def expect_more(self, timeout: float = 180) -> str:
+        """Wait for a word after the last match: what the model writes, whatever it is (terminal
+        control bytes and line ends that come first do not count)."""
+        deadline = time.monotonic() + timeout
+        while (m := re.search(rb"[^\W\d_]{2}", self.buf[self.pos :])) is None:
+            if time.monotonic() > deadline or not self.read_some(0.2):
+                raise AssertionError("nothing was shown")
+        end = self.pos + m.end()
+        seen, self.pos = self.buf[self.pos : end].decode(errors="replace"), end
+        return seen
+
     def send(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
 
@@ -243,16 +239,23 @@ def test_repl_ctrl_c_stops_generation_and_stays(gemma_path, tmp_path):
         repl.expect("you>")
         repl.send("/verbose\r")
         repl.expect("verbose on")
+        repl.expect("you>")  # typed ahead, the prompt would be echoed before "you>" and mistaken for output
         repl.send(PROMPT + "\r")
-        repl.expect("sea.")  # our own typing, echoed
-        repl.expect("sea.")  # the model's first approved text
+        repl.expect(PROMPT)  # our own typing, echoed
+        repl.expect_more()  # the model's first approved words, whatever they are
         repl.send("\x03")  # Ctrl-C, as the terminal delivers it (SIGINT)
         shown = repl.expect("you>")
         assert "stopped" in shown
         tokens = int(re.search(r"\((\d+) tokens", shown).group(1))
         assert tokens < 400
-        repl.send("\x03")  # Ctrl-C at the prompt: a hint, not an exit
-        repl.expect("Ctrl-D or /exit")
+        for attempt in range(3):  # Ctrl-C at the prompt: a hint, not an exit
+            repl.send("\x03")  # (readline may swallow one that lands while it sets up the line)
+            try:
+                repl.expect("Ctrl-D or /exit", timeout=20)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         saved = tmp_path / "t.jsonl"
         repl.send(f"/save {saved}\r")
         repl.expect("saved 1 turns")
@@ -295,7 +298,7 @@ def test_repl_why_explains_and_allow_vouches_for_the_last_prompt(gemma_path, tmp
 
 
 def test_repl_multiline_blocks_and_ctrl_d(gemma_path, greedy_reply, tmp_path):
-    word = first_new_word(PROMPT, greedy_reply)
+    word = new_word(PROMPT, greedy_reply)
     pol = policy_file(tmp_path, [word, "dynamite"])
     repl = Pty([gemma_path, "-m", "rules", "-p", str(pol), "--temp", "0", "-n", "24", "--ctx", "1024", "--threads", "1"])
     try:
@@ -347,7 +350,7 @@ def test_server_engine_batch_mid_stream_block(gemma_path, tmp_path):
         r = prism([*base, "--no-moderation"], PROMPT + "\n")
         assert r.returncode == 0, r.stderr
         reply = records(r.stdout)[0]["response"]
-        word = first_new_word(PROMPT, reply)
+        word = new_word(PROMPT, reply)
         pol = policy_file(tmp_path, [word, "dynamite"])
         r = prism([*base, "-m", "rules", "-p", str(pol)], f"{PROMPT}\nHello!\nwhere is the dynamite\n")
     assert r.returncode == 1, r.stderr

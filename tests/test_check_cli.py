@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import prism as run_prism
 from tests.onnx_fixture import build_classifier, corrupt_model
-
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES_POLICY = """\
 name: checktest
@@ -40,15 +37,7 @@ def policy(tmp_path_factory) -> Path:
 
 
 def prism(home: Path, *args: object, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PRISM_HOME": str(home), "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "prism_cli", "check", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    return run_prism("check", *args, home=home, stdin=stdin, timeout=120)
 
 
 def err(r: subprocess.CompletedProcess) -> str:

@@ -13,8 +13,8 @@ import pytest
 
 from prism_cli.errors import InputError
 from prism_cli.textio import read_document_chunks
+from tests.conftest import ROOT, prism as run_prism
 
-ROOT = Path(__file__).resolve().parent.parent
 LINE = (
     "The weather was mild today so I wrote a long poem about cake and the garden and the hills and the "
     "river and read it to you on the porch while the sun went down over the quiet town; hello again.\n"
@@ -22,11 +22,7 @@ LINE = (
 
 
 def prism(home: Path, *args: object, stdin: bytes = b"", stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PRISM_HOME": str(home), "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "prism_cli", *map(str, args)],
-        input=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=ROOT, timeout=900,
-    )
+    return run_prism(*args, home=home, stdin=stdin, stdout=stdout, timeout=900)
 
 
 def test_a_15_mb_document_is_checked_in_bounded_memory_and_its_last_line_counts(tmp_path, home, model):

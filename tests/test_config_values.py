@@ -3,8 +3,6 @@ it came from the config (key and file); an empty --moderator or --policy is an e
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,24 +14,11 @@ from hub_server import write_classifier_folder  # noqa: E402
 from prism_cli import audit, config  # noqa: E402
 from prism_cli.build import check_config_value  # noqa: E402
 from prism_cli.errors import InputError  # noqa: E402
-
-
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+from tests.conftest import one_error, prism as run_prism  # noqa: E402
 
 
 def prism(home: Path, *args: str):
-    env = {**os.environ, "PRISM_HOME": str(home), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "prism_cli", *args], env=env, capture_output=True, text=True, timeout=120)
-
-
-def one_error(r, code: int = 2) -> str:
-    assert r.returncode == code, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("prism: error: ") and "Traceback" not in r.stderr, r.stderr
-    return lines[0][len("prism: error: "):]
+    return run_prism(*args, home=home, text=True, timeout=120)
 
 
 def test_config_set_policy_refuses_unknown_names_and_suggests(home):
@@ -82,6 +67,61 @@ def test_booleans_parse_one_way_for_every_switch(home):
     (home / "config.yaml").write_text("log: maybe\n")
     with pytest.raises(InputError, match=rf"^config key 'log' in {home / 'config.yaml'} takes true or false, got 'maybe'$"):
         audit.enabled()
+
+
+def test_config_set_log_false_stores_a_boolean(home):
+    """`log` is a switch like `offline`: `config set log false` stores YAML false, not the string "false"."""
+    import yaml
+
+    for raw, want in (("false", False), ("on", True)):
+        r = prism(home, "config", "set", "log", raw)
+        assert r.returncode == 0, r.stderr
+        assert yaml.safe_load((home / "config.yaml").read_text()) == {"log": want}
+    assert prism(home, "config", "get", "log").stdout == "true\n"
+
+
+def test_prism_offline_speaks_the_same_booleans(home, monkeypatch):
+    for raw, want in (("on", True), ("YES", True), ("1", True), ("off", False), ("0", False), ("", False)):
+        monkeypatch.setenv("PRISM_OFFLINE", raw)
+        assert config.offline() is want, raw
+
+
+def test_the_config_file_is_read_once_per_command(home, monkeypatch):
+    """build_gate (policy and moderator) and the decision log's switch share one read of config.yaml."""
+    from prism_cli.build import build_gate
+
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text("policy: strict\nmoderator: rules\nlog: false\n")
+    reads = []
+    parse = config._parse
+    monkeypatch.setattr(config, "_parse", lambda path: reads.append(path) or parse(path))
+    monkeypatch.setattr(config, "_cache", None)
+    gate = build_gate()
+    assert (gate.policy.name, gate.name) == ("strict", "rules")
+    assert audit.enabled() is False
+    assert reads == [home / "config.yaml"]
+    config.set_value("log", True)  # a change is seen at once
+    assert audit.enabled() is True and len(reads) == 2
+
+
+def test_moderator_options_reach_the_backend(home, model, monkeypatch):
+    """A typed ModeratorOptions, not **options: what a command passes arrives at the model runtime."""
+    from prism_cli.build import ModeratorOptions, build_gate
+
+    monkeypatch.delenv("PRISM_THREADS", raising=False)
+    assert build_gate("default", str(model), ModeratorOptions(threads=1)).moderators[0]._threads == 1
+    assert build_gate("default", str(model)).moderators[0]._threads is None
+
+
+def test_engine_and_download_errors_are_prism_errors():
+    """One translation: cli.main prints any PrismError as one line with its exit code."""
+    from prism_cli.download import DownloadError
+    from prism_cli.engines.base import EngineError
+    from prism_cli.errors import EXIT_USAGE, EngineFailed, PrismError
+
+    for cls in (EngineError, DownloadError):
+        assert issubclass(cls, PrismError) and cls.exit_code == EXIT_USAGE
+    assert EngineFailed is EngineError
 
 
 @pytest.mark.parametrize("content, code, expect", [

@@ -6,14 +6,12 @@ model are listed in models/default/MODEL_CARD.md (spot checks), not hidden here.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, prism as run_prism
+
 MODEL = ROOT / "models" / "default"
 
 HARMFUL = [
@@ -43,17 +41,8 @@ S3_S4 = [
 ]
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
 def check(home: Path, text: str, role: str = "prompt", policy: str = "default") -> tuple[int, dict]:
-    env = {**os.environ, "PRISM_HOME": str(home), "NO_COLOR": "1"}
-    p = subprocess.run(
-        [sys.executable, "-m", "prism_cli", "check", "--json", "--role", role, "--policy", policy, "--text", text],
-        capture_output=True, env=env, cwd=ROOT, timeout=120,
-    )
+    p = run_prism("check", "--json", "--role", role, "--policy", policy, "--text", text, home=home, timeout=120)
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
     return p.returncode, json.loads(p.stdout)
 

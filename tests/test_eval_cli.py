@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.conftest import prism as run_prism
 
 POLICY = """
 name: evalcli
@@ -61,7 +61,7 @@ def files(tmp_path):
 
 
 def prism(args, env, cwd):
-    return subprocess.run([sys.executable, "-m", "prism_cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return run_prism(*args, env=env, cwd=cwd, text=True, timeout=120)
 
 
 def test_eval_json_exact_figures(files, env, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.guard_formats import get_format
 from prism_cli.moderators.guard_llm import REFUSED, GuardLLMModerator, _common_prefix, taxonomy_for
-from prism_cli.moderators.guard_template import _name_format, detect_format
+from prism_cli.moderators.guard_template import _name_format
 from prism_cli.gate import Gate
 from prism_cli.moderators.rules import RulesModerator
 from prism_cli.policy import parse_policy
@@ -264,15 +264,14 @@ def test_growing_response_costs_new_tokens_plus_suffix(mod):
     words = ("Once upon a time a keeper lived by the sea and watched the ships pass in the night while "
              "the storm grew and the lamp burned on through the dark until the morning came").split()
     windows = [" ".join(words[: k + 8]) for k in range(0, len(words) - 7, 8)]
-    stream = mod.stream(ctx)
     answer = _answer_len(mod, windows[0], "response")
     prev: list[int] = []
     costs = []
     for i, w in enumerate(windows):
         n0 = mod.tokens_evaluated
-        s = stream.append(w[len(stream.text):] if i else w)
+        s = mod.score([w], "response", ctx)[0]  # what StreamGate asks as the response grows
         cost = mod.tokens_evaluated - n0
-        assert stream.text == w and 0.0 <= s["unsafe"] <= 1.0 and "jailbreak" not in s
+        assert 0.0 <= s["unsafe"] <= 1.0 and "jailbreak" not in s
         full = mod.prompt_tokens(w, "response", ctx)
         if i:
             changed = len(full) - _common_prefix(prev, full)  # the new words and the closing instructions

@@ -18,12 +18,6 @@ from prism_cli.errors import InputError  # noqa: E402
 from prism_cli.sideload import add_local  # noqa: E402
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PRISM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def _folder(tmp_path: Path, **changes) -> Path:
     folder = write_classifier_folder(tmp_path / "clf")
     cfg = {"name": "tiny-guard", "version": "1", **CLASSIFIER_SECTION}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hub_server import tiny_gguf, write_classifier_folder  # noqa: E402
+
+from tests.conftest import one_error, prism as run_prism  # noqa: E402
 
 
 @pytest.fixture()
@@ -22,15 +23,7 @@ def env(tmp_path):
 
 
 def prism(env, *args):
-    return subprocess.run([sys.executable, "-m", "prism_cli", *args], env=env, capture_output=True, text=True, timeout=120)
-
-
-def one_error(r) -> str:
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("prism: error:"), r.stderr
-    return lines[0]
+    return run_prism(*args, env=env, text=True, timeout=120)
 
 
 def test_list_shows_catalogue_installed_and_default(tmp_path, env):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Iterator
 
 import pytest
@@ -12,6 +11,7 @@ from prism_cli.moderators.rules import RulesModerator, normalize
 from prism_cli.policy import parse_policy
 from prism_cli.session import COMPLETE, INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BLOCKED, ChatSession
 from prism_cli.verdict import Scores
+from tests.conftest import new_word
 
 PROMPT = "Write a short poem about the sea."
 MAX_TOKENS = 24
@@ -77,15 +77,6 @@ categories:
     )
 
 
-def pick_word(prompt: str, reply: str) -> str:
-    """The first whole word (4+ letters) of the reply that the prompt does not contain, not at its very start."""
-    seen = normalize(prompt)
-    for m in re.finditer(r"(?<!\w)[^\W\d_]{4,}(?!\w)", normalize(reply)):
-        if m.group() not in seen and m.start() > 10:
-            return m.group()
-    raise AssertionError(f"no usable word in the model's reply {reply!r}")
-
-
 @pytest.fixture(scope="module")
 def baseline(engine) -> str:
     """One greedy reply without moderation: it tells the tests which word the model will write."""
@@ -98,7 +89,7 @@ def baseline(engine) -> str:
 
 
 def test_rule_stops_generation_mid_stream_and_the_word_never_shows(engine, baseline):
-    word = pick_word(PROMPT, baseline)
+    word = new_word(PROMPT, baseline)
     policy = rules_policy(word)
     counting = Counting(engine)
     s = ChatSession(counting, Gate(policy, [RulesModerator(policy)]), max_tokens=MAX_TOKENS, temperature=0.0)

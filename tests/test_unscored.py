@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ from prism_cli.gate import Gate
 from prism_cli.moderators.rules import RulesModerator
 from prism_cli.policy import parse_policy
 from prism_cli.session import unscored_notice
+from tests.conftest import prism as run_prism
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICY = """\
 name: half
 categories:
@@ -34,9 +33,7 @@ categories:
 
 
 def run(home: Path, *args: object, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PRISM_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "prism_cli", *map(str, args)], input=stdin, capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+    return run_prism(*args, home=home, stdin=stdin, env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.fixture

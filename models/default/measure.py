@@ -103,9 +103,9 @@ def resolve_moderators(specs: list[str], rev: str) -> list[tuple[str, str]]:
 
 def load_gates(mods: list[tuple[str, str]], policy, threads: int):
     from prism_cli.gate import Gate
-    from prism_cli.moderators.loader import load_moderator
+    from prism_cli.build import ModeratorOptions, load_moderator
 
-    return [Gate(policy, [load_moderator(spec, policy, threads=threads)]) for _, spec in mods]
+    return [Gate(policy, [load_moderator(spec, policy, ModeratorOptions(threads=threads))]) for _, spec in mods]
 
 
 # ---------------------------------------------------------------- running

@@ -42,8 +42,9 @@ def check(
     from prism_cli.audit import log_verdicts
     from prism_cli.build import build_gate
     from prism_cli.commands.common import notice, verdict_line
-    from prism_cli.errors import EXIT_BLOCK, EXIT_MODERATOR, InputError
+    from prism_cli.errors import InputError
     from prism_cli.textio import read_document_chunks
+    from prism_cli.verdict import exit_code
 
     if role not in ("prompt", "response"):
         raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
@@ -91,6 +92,4 @@ def check(
     if pass_through and not verdict.blocked:
         sys.stdout.write(doc)
         sys.stdout.flush()
-    if verdict.error is not None:
-        raise typer.Exit(EXIT_MODERATOR)
-    raise typer.Exit(EXIT_BLOCK if verdict.blocked else 0)
+    raise typer.Exit(exit_code(verdict.error is not None, verdict.blocked))

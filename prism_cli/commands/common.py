@@ -9,7 +9,28 @@ from typing import Any
 import typer
 
 PolicyOpt = typer.Option(None, "--policy", "-p", help="Policy name (prism policy list) or YAML file.")
-ModeratorOpt = typer.Option(None, "--moderator", "-m", help="Moderator: registry name, model folder, .gguf file or 'rules'.")
+ModeratorOpt = typer.Option(None, "--moderator", "-m", help="Moderator: registry name, model folder, .gguf file, 'rules', 'profanity-check' or cascade:FIRST,SECOND[,LOW,HIGH].")
+
+
+ROLES = ("prompt", "response")
+
+
+def _check_role(value: str) -> str:
+    """The role is checked once, where it is parsed: a bad one is a one-line usage error (exit 2)."""
+    if value not in ROLES:
+        from prism_cli.errors import InputError
+
+        raise InputError(f"--role must be 'prompt' or 'response', got {value!r}")
+    return value
+
+
+def role_option(default: str) -> Any:
+    """--role / -r: whose text it is, prompt (user input, p(x)) or response (model output, q(Y))."""
+    return typer.Option(default, "--role", "-r", help="prompt (user input, p(x)) or response (model output, q(Y)).",
+                        callback=_check_role)
+
+
+IncludeTextOpt = typer.Option(False, "--include-text", help="Echo the text in its verdict (JSON output).")
 
 
 def err_console() -> Any:
@@ -31,7 +52,7 @@ def verdict_line(verdict: Any, policy: Any) -> str:
     """One human line: decision, flagged category names, overall score (and the error, if any)."""
     if verdict.error:
         return f"{verdict.decision.value}: {verdict.error} (prism fails closed)"
-    names = ", ".join(f"{policy.label(c)}" + (f" [{c}]" if c != "unsafe" else "") for c in verdict.flagged)
+    names = policy.labels(verdict.flagged)
     head = verdict.decision.value + (" (allow-listed by you)" if verdict.extra.get("allowlisted") else "")
     if names:
         head += f": {names}"

@@ -1,10 +1,10 @@
-"""`prism config get | set | unset | list`: the user's defaults (moderator, policy, offline)."""
+"""`prism config get | set | unset | list`: the user's defaults (moderator, policy) and switches (offline, log)."""
 
 from __future__ import annotations
 
 import typer
 
-config_app = typer.Typer(help="Your defaults: moderator, policy, offline.", no_args_is_help=True)
+config_app = typer.Typer(help="Your defaults: moderator, policy, offline, log.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,14 +18,11 @@ def _show(value: object) -> str:
 
 
 @config_app.command("get")
-def get(key: str = typer.Argument(..., help="moderator, policy or offline")) -> None:
+def get(key: str = typer.Argument(..., help="moderator, policy, offline or log")) -> None:
     """Print one value (empty when unset)."""
     from prism_cli import config
-    from prism_cli.errors import InputError
 
-    if key not in config.KEYS:
-        raise InputError(f"unknown config key {key!r} (known: {', '.join(config.KEYS)})")
-    print(_show(config.get(key)))
+    print(_show(config.get(config.check_key(key))))
 
 
 @config_app.command("set")
@@ -47,10 +44,6 @@ def unset(key: str = typer.Argument(...)) -> None:
     """Remove a value, going back to the built-in default."""
     from prism_cli import config
 
-    if key not in config.KEYS:
-        from prism_cli.errors import InputError
-
-        raise InputError(f"unknown config key {key!r} (known: {', '.join(config.KEYS)})")
     config.unset(key)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from prism_cli.commands.common import PolicyOpt
+from prism_cli.commands.common import PolicyOpt, role_option
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +23,7 @@ def eval_file(
         help="Moderator to measure (registry name, model folder, .gguf, 'rules', 'profanity-check'); repeat to compare.",
     ),
     policy: Optional[str] = PolicyOpt,
-    role: str = typer.Option("prompt", "--role", "-r", help="Score the texts as prompt (p(x)) or response (q(Y))."),
+    role: str = role_option("prompt"),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per moderator call."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N rows."),
     cmap: Optional[list[str]] = typer.Option(None, "--map", metavar="CAT=ID", help="DATA_CATEGORY=POLICY_ID: which policy score a data category is ranked by."),
@@ -35,11 +35,9 @@ def eval_file(
     """
     from prism_cli.errors import InputError
     from prism_cli.eval_data import read_labeled
-    from prism_cli.evaluate import evaluate, load_gate, parse_map, rounded
-    from prism_cli.build import resolve_policy
+    from prism_cli.build import build_gate, resolve_policy
+    from prism_cli.evaluate import evaluate, parse_map, rounded
 
-    if role not in ("prompt", "response"):
-        raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
@@ -48,7 +46,7 @@ def eval_file(
     pol = resolve_policy(policy)
     mapping = parse_map(cmap or [], pol)
     specs = list(dict.fromkeys(moderator or [None]))
-    gates = [load_gate(s, pol) for s in specs]
+    gates = [build_gate(pol, s) for s in specs]
     report = evaluate(rows, gates, role=role, batch_size=batch_size, category_map=mapping)
     report = {"file": file, **rounded(report)}
     if json_out:

@@ -17,10 +17,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _default_name() -> str:
-    from prism_cli import config
-    from prism_cli.moderators.loader import DEFAULT_MODERATOR
+    from prism_cli.build import default_moderator
 
-    return str(config.get("moderator") or DEFAULT_MODERATOR)
+    return default_moderator()
 
 
 def _bundled_dir() -> Path:

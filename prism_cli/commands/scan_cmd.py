@@ -7,7 +7,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from prism_cli.commands.common import ModeratorOpt, PolicyOpt
+from prism_cli.commands.common import IncludeTextOpt, ModeratorOpt, PolicyOpt, role_option
 
 
 def register(app: typer.Typer) -> None:
@@ -20,10 +20,10 @@ def scan(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="txt, jsonl or csv; by extension otherwise (stdin and other names: sniffed from the first line)."),
     field: Optional[str] = typer.Option(None, "--field", help="JSONL key holding the text (default: text, then prompt)."),
     column: Optional[str] = typer.Option(None, "--column", help="CSV column holding the text (default: text, then prompt)."),
-    role: str = typer.Option("prompt", "--role", "-r", help="prompt (user inputs, p(x)) or response (model outputs, q(Y))."),
+    role: str = role_option("prompt"),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Most texts per moderator call (batches start at 1 and grow while calls are quick)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Record malformed lines as error rows and go on."),
-    include_text: bool = typer.Option(False, "--include-text", help="Echo each text in its verdict row."),
+    include_text: bool = IncludeTextOpt,
     only_flagged: bool = typer.Option(False, "--only-flagged", help="Write only rows that were flagged, warned, blocked or failed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary on stderr."),
     policy: Optional[str] = PolicyOpt,
@@ -35,19 +35,14 @@ def scan(
     Example: prism scan prompts.jsonl --field prompt --out verdicts.jsonl
     """
     from prism_cli.build import build_gate
-    from prism_cli.errors import InputError
-    from prism_cli.scan import ScanOptions, run_scan
     from prism_cli.outputs import silence_stdout
+    from prism_cli.scan import ScanOptions, run_scan
     from prism_cli.textio import open_output, open_sources
 
-    if role not in ("prompt", "response"):
-        raise InputError(f"--role must be 'prompt' or 'response', got {role!r}")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    opts = ScanOptions(role, batch_size, field, column, skip_bad, include_text, only_flagged)
     sources = open_sources(files, fmt, column=column)
     _check_out(out, files)
     gate = build_gate(policy, moderator)
-    opts = ScanOptions(role, batch_size, field, column, skip_bad, include_text, only_flagged)
     show = not quiet and sys.stderr is not None and sys.stderr.isatty()
     try:
         with open_output(out) as writer, _progress(sources, show) as progress:

@@ -12,7 +12,7 @@ from prism_cli.commands.common import ModeratorOpt, PolicyOpt
 if TYPE_CHECKING:
     from prism_cli.serve.limits import ServeOptions
 
-MISSING_EXTRA = "prism serve needs starlette, uvicorn and httpx: pip install 'prism-cli[serve]' ({})"
+MISSING_DEPS = "prism serve needs starlette, uvicorn and httpx, which came with prism: pip install {} ({})"
 
 
 def register(app: typer.Typer) -> None:
@@ -73,7 +73,7 @@ def serve(
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
-        raise InputError(MISSING_EXTRA.format(e)) from None
+        raise InputError(MISSING_DEPS.format("'starlette>=0.37' 'uvicorn>=0.30' 'httpx>=0.27'", e)) from None
     opts = ServeOptions(host=host, port=port, api_key=api_key, upstream=upstream, upstream_key=upstream_key,
                         connect_timeout=connect_timeout, read_timeout=read_timeout, max_body=max_body, slots=slots,
                         queue=queue, grace=grace, log_text=log_text)  # fmt: skip

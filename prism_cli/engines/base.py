@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Iterator, Protocol, Sequence
 
+from prism_cli.errors import EngineError  # noqa: F401 (re-exported: engines raise it)
+
 ChatMessage = dict[str, str]
 """{"role": "system"|"user"|"assistant", "content": "..."}"""
-
-
-class EngineError(Exception):
-    """The model could not run (load failure, server down, context overflow)."""
 
 
 class Engine(Protocol):

@@ -11,8 +11,10 @@ never has to truncate. A backend without `max_tokens` gets texts of any length.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, Sequence, TypedDict, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, Sequence, TypedDict, runtime_checkable
 
+from prism_cli.errors import ModeratorError
 from prism_cli.verdict import Scores
 
 Role = Literal["prompt", "response"]
@@ -23,6 +25,31 @@ class Message(TypedDict):
 
     role: str
     content: str
+
+
+def runtime(module: str, needed: str) -> Any:
+    """A model runtime, imported when a backend first needs it; a missing one is a one-line
+    ModeratorError (`needed` says what to install), so the text fails closed."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ModeratorError(f"{needed} ({e})") from None
+
+
+@dataclass(frozen=True)
+class ModeratorOptions:
+    """What a user may tune on any backend; a backend reads the fields it has a use for.
+
+    None keeps the backend's own default (PRISM_THREADS, the model's context size...)."""
+
+    threads: int | None = None
+    """CPU threads for the model runtime (classifier and guard model)."""
+    n_ctx: int | None = None
+    """A guard model's context window in tokens."""
+    prompt_format: str | None = None
+    """A guard model's prompt format, when it cannot be detected from the file."""
 
 
 @runtime_checkable

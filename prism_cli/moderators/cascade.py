@@ -1,8 +1,7 @@
 """Cascade: a cheap moderator first; only texts it is unsure about go to an expensive one.
 
-Spec: "cascade:FIRST,SECOND[,low,high]". FIRST and SECOND are moderator specs (registry name,
-model folder, .gguf file, "rules"). A text whose FIRST unsafe score is in [low, high) is sent
-to SECOND and gets SECOND's scores for the categories SECOND declares it really scores (its
+Spec: "cascade:FIRST,SECOND[,low,high]", parsed in build.py, which loads both stages. A text
+whose FIRST unsafe score is in [low, high) is sent to SECOND and gets SECOND's scores for the categories SECOND declares it really scores (its
 `categories(role)`) and its overall score; FIRST keeps every other category (a guard that was
 never trained on jailbreaks does not overwrite the classifier's jailbreak score). Every other
 text keeps FIRST's scores. Most traffic is clearly safe, so the guard model's cost is
@@ -15,17 +14,9 @@ from typing import Sequence
 
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Moderator, Role
-from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import Scores
+from prism_cli.verdict import OVERALL, Scores, overall_score
 
 DEFAULT_BAND = (0.1, 0.9)
-
-
-def unsafe_of(scores: Scores) -> float:
-    """The overall score, or the highest category score when a backend gives none (rules)."""
-    if OVERALL in scores:
-        return scores[OVERALL]
-    return max(scores.values(), default=0.0)
 
 
 class CascadeModerator:
@@ -57,7 +48,7 @@ class CascadeModerator:
         return m.token_spans(text)  # type: ignore[attr-defined]
 
     def in_band(self, scores: Scores) -> bool:
-        return self.low <= unsafe_of(scores) < self.high
+        return self.low <= overall_score(scores) < self.high
 
     def score(self, texts: Sequence[str], role: Role, context: Sequence[Message] | None = None) -> list[Scores]:
         out = [dict(s) for s in self.first.score(texts, role, context)]
@@ -72,30 +63,3 @@ class CascadeModerator:
                 taken = {k: v for k, v in s.items() if k in covered or k not in owned}
                 out[i] = {**out[i], **taken}
         return out
-
-
-def parse_spec(spec: str) -> tuple[str, str, float, float]:
-    """'cascade:FIRST,SECOND[,low,high]' -> (first, second, low, high); one-line errors."""
-    body = spec[len("cascade:") :] if spec.startswith("cascade:") else spec
-    parts = [p.strip() for p in body.split(",")]
-    low, high = DEFAULT_BAND
-    if len(parts) == 4:
-        try:
-            low, high = float(parts[2]), float(parts[3])
-        except ValueError:
-            raise ModeratorError(f"{spec!r}: low and high must be numbers (cascade:FIRST,SECOND[,low,high])") from None
-        parts = parts[:2]
-    if len(parts) != 2 or not all(parts):
-        raise ModeratorError(f"{spec!r}: expected cascade:FIRST,SECOND[,low,high]")
-    if not 0.0 <= low <= high <= 1.0:
-        raise ModeratorError(f"{spec!r}: the band needs 0 <= low <= high <= 1")
-    return parts[0], parts[1], low, high
-
-
-def build_cascade(spec: str, policy: Policy, **options: object) -> CascadeModerator:
-    from prism_cli.moderators.loader import load_moderator
-
-    first, second, low, high = parse_spec(spec)
-    if first.startswith("cascade:") or second.startswith("cascade:"):
-        raise ModeratorError(f"{spec!r}: a cascade cannot nest another cascade")
-    return CascadeModerator(load_moderator(first, policy, **options), load_moderator(second, policy, **options), low, high)

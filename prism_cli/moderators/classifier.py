@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prism_cli.errors import ModeratorError
-from prism_cli.moderators.base import Message, Role
+from prism_cli.moderators.base import Message, Role, runtime
 from prism_cli.moderators.classifier_config import CONFIG, check_session, read_config  # noqa: F401 (re-exported)
-from prism_cli.verdict import Scores
+from prism_cli.verdict import OVERALL, Scores, overall_score
+
+
+_NEEDS = "the classifier backend needs onnxruntime and tokenizers"
 
 
 class ClassifierModerator:
@@ -87,12 +90,9 @@ class ClassifierModerator:
     def _tok(self) -> Any:
         """The tokenizer alone (windows need it before, or without, the model)."""
         if self._tokenizer is None:
+            tokenizers = runtime("tokenizers", _NEEDS)
             try:
-                from tokenizers import Tokenizer
-            except ImportError as e:
-                raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
-            try:
-                tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+                tok = tokenizers.Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             except Exception as e:  # noqa: BLE001 - a corrupt tokenizer file surfaces as one line
                 raise ModeratorError(f"{self.folder}: cannot load tokenizer ({str(e).splitlines()[0][:200]})") from None
             if self.overlap is None:
@@ -104,10 +104,7 @@ class ClassifierModerator:
         return self._tokenizer
 
     def _load(self) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise ModeratorError(f"the classifier backend needs onnxruntime and tokenizers ({e})") from None
+        ort = runtime("onnxruntime", _NEEDS)
         tok = self._tok()
         try:
             opts = ort.SessionOptions()
@@ -186,11 +183,11 @@ class ClassifierModerator:
             for c in cats:
                 s[c] = max(s.get(c, 0.0), float(row[i]))
         if self._unsafe_idx is not None:
-            s["unsafe"] = float(row[self._unsafe_idx])
+            s[OVERALL] = float(row[self._unsafe_idx])
         elif self._safe_idx is not None:
-            s["unsafe"] = 1.0 - float(row[self._safe_idx])
+            s[OVERALL] = 1.0 - float(row[self._safe_idx])
         else:
-            s["unsafe"] = max(s.values(), default=0.0)
+            s[OVERALL] = overall_score(s)
         return s
 
 

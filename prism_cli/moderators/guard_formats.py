@@ -17,7 +17,12 @@ from prism_cli.moderators.base import Message
 from prism_cli.moderators.guard_tokens import Piece
 from prism_cli.policy import Category
 
-FORMATS = ("llama-guard-3-1b", "llama-guard-3", "qwen3guard", "shieldgemma")
+PROMPT_FORMATS = ("llama-guard-3-1b", "llama-guard-3", "qwen3guard", "shieldgemma")
+"""The guard prompt formats prism can write (a model's `prompt_format`)."""
+
+
+def unknown_format(name: object) -> str:
+    return f"unknown guard prompt format {name!r} (one of: {', '.join(PROMPT_FORMATS)})"
 
 
 @dataclass(frozen=True)
@@ -251,4 +256,4 @@ def get_format(name: str) -> LlamaGuard3 | Qwen3Guard | ShieldGemma:
         return Qwen3Guard()
     if name == "shieldgemma":
         return ShieldGemma()
-    raise ValueError(f"unknown guard prompt format {name!r} (one of: {', '.join(FORMATS)})")
+    raise ValueError(unknown_format(name))

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prism_cli.errors import ModeratorError
-from prism_cli.moderators.base import Message, Role
-from prism_cli.moderators.guard_formats import FORMATS, Plan, Query, get_format
-from prism_cli.moderators.guard_tokens import Piece, PromptTokens
-from prism_cli.policy import OVERALL, Policy
-from prism_cli.verdict import REFUSED, Scores, controversial_key  # REFUSED: P(the reply is a refusal), Qwen3Guard's 'Refusal:' line
+from prism_cli.moderators.base import Message, Role, runtime
+from prism_cli.moderators.guard_formats import PROMPT_FORMATS, Plan, Query, get_format, unknown_format
+from prism_cli.moderators.guard_tokens import PromptTokens
+from prism_cli.policy import Policy
+from prism_cli.verdict import OVERALL, REFUSED, Scores, controversial_key, overall_score
 
 DEFAULT_N_CTX = 4096
 _GGUF_MAGIC = b"GGUF"
@@ -172,7 +172,6 @@ class GuardLLMModerator:
         threads: int | None = None,
         n_ctx: int | None = None,
         n_batch: int = 512,
-        share_context: bool = False,
         registry_name: str | None = None,
         taxonomy: dict[str, Sequence[str]] | None = None,
         use_template: bool = True,
@@ -185,7 +184,7 @@ class GuardLLMModerator:
             raise ModeratorError(f"{self.path}: cannot read guard model ({e.strerror})") from None
         if magic != _GGUF_MAGIC:
             raise ModeratorError(f"{self.path}: not a GGUF file")
-        from prism_cli.moderators.guard_template import detect_format
+        from prism_cli.moderators.guard_template import detect_prompt_format
 
         if registry_name:  # an install of a catalogue guard follows the catalogue (older manifests named 1B's format llama-guard-3)
             from prism_cli.registry import load_catalogue
@@ -193,11 +192,11 @@ class GuardLLMModerator:
             entry = load_catalogue().get(registry_name)
             prompt_format = entry.prompt_format if entry is not None and entry.prompt_format else prompt_format
         if prompt_format is None:
-            prompt_format, self.format_reason = detect_format(self.path)
+            prompt_format, self.format_reason = detect_prompt_format(self.path)
         else:
             self.format_reason = "chosen"
-        if prompt_format not in FORMATS:
-            raise ModeratorError(f"{self.path}: unknown guard prompt format {prompt_format!r} (one of: {', '.join(FORMATS)})")
+        if prompt_format not in PROMPT_FORMATS:
+            raise ModeratorError(f"{self.path}: {unknown_format(prompt_format)}")
         self.format_name = prompt_format
         self.format = get_format(prompt_format)
         self.policy = policy
@@ -207,7 +206,6 @@ class GuardLLMModerator:
         self.threads = threads or int(os.environ.get("PRISM_THREADS", "0") or 0) or None
         self.n_ctx = int(n_ctx or DEFAULT_N_CTX)
         self.n_batch = n_batch
-        self.share_context = share_context
         self.use_template = use_template
         self.tokens_evaluated = 0
         self.last_verdicts: list[dict[str, float]] = []
@@ -244,12 +242,9 @@ class GuardLLMModerator:
         return self._llm
 
     def _load(self) -> None:
-        try:
-            from llama_cpp import Llama
-        except ImportError as e:
-            from prism_cli.install_hint import install_command
+        from prism_cli.install_hint import install_command
 
-            raise ModeratorError(f"guard models need llama-cpp-python: {install_command('llama')} ({e})") from None
+        Llama = runtime("llama_cpp", f"guard models need llama-cpp-python: {install_command('llama')}").Llama
         log = io.StringIO()
         kwargs: dict[str, Any] = dict(n_ctx=self.n_ctx, n_batch=self.n_batch, logits_all=False, verbose=False)
         if self.threads:
@@ -272,8 +267,7 @@ class GuardLLMModerator:
         self.template = tpl if self.use_template and template_format(tpl) == self.format_name and self.format_name != "shieldgemma" else None
 
     def _sequence(self, role: str) -> _Sequence:
-        key = "shared" if self.share_context else role
-        seq = self._seqs.get(key)
+        seq = self._seqs.get(role)
         if seq is not None:
             return seq
         llm = self.llm
@@ -288,14 +282,13 @@ class GuardLLMModerator:
                 batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
             self._extra += [batch, ctx]
             seq = _Sequence(ctx, batch, llm.n_vocab(), self.n_batch)
-        self._seqs[key] = seq
+        self._seqs[role] = seq
         return seq
 
     def with_format(self, prompt_format: str, policy: Policy | None = None, **options: Any) -> "GuardLLMModerator":
         """Another moderator on the same loaded weights (its own contexts): another format or policy."""
         other = GuardLLMModerator(
-            self.path, policy or self.policy, prompt_format, self.threads, self.n_ctx, self.n_batch,
-            self.share_context, **options,
+            self.path, policy or self.policy, prompt_format, self.threads, self.n_ctx, self.n_batch, **options,
         )
         other._llm, other._owns_llm = self.llm, False
         other._adopt(other._llm)
@@ -381,10 +374,6 @@ class GuardLLMModerator:
         with self._lock:
             return [self._score_one(t, role, context) for t in texts]
 
-    def stream(self, context: Sequence[Message] | None = None) -> "ResponseStream":
-        """Score a response as it grows: each `append` costs the new tokens plus the suffix."""
-        return ResponseStream(self, context)
-
     def _score_one(self, text: str, role: Role, context: Sequence[Message] | None) -> Scores:
         seq = self._sequence(role)
         plan = self.plan(role)
@@ -429,7 +418,7 @@ class GuardLLMModerator:
                 scores[REFUSED] = self._refusal(seq, base, q, p, per_verdict, memo, cont)
         for k in scores:
             scores[k] = min(1.0, scores[k])
-        scores[OVERALL] = overall if overall is not None else max(scores.values(), default=0.0)
+        scores[OVERALL] = overall if overall is not None else overall_score(scores)
         return scores
 
     def _refusal(self, seq: _Sequence, base: list[int], q: Query, p: dict[str, float], per_verdict: dict[str, dict[str, list[int]]],
@@ -481,14 +470,3 @@ class GuardLLMModerator:
                 total += math.log1p(-go_on) if go_on < 1.0 else float("-inf")
             out[key] = total
         return out
-
-
-class ResponseStream:
-    """A response checked window by window (StreamGate): prefix, prompt and earlier text stay cached."""
-
-    def __init__(self, moderator: GuardLLMModerator, context: Sequence[Message] | None):
-        self.moderator, self.context, self.text = moderator, context, ""
-
-    def append(self, chunk: str) -> Scores:
-        self.text += chunk
-        return self.moderator.score([self.text], "response", self.context)[0]

@@ -56,7 +56,7 @@ def _name_format(name: str) -> str | None:
     return None
 
 
-def detect_format(path: Path) -> tuple[str, str]:
+def detect_prompt_format(path: Path) -> tuple[str, str]:
     """(format, how it was told) for a guard GGUF: its chat template first, then its names.
 
     A GGUF that is no guard prism knows is an error, never a guess: it would be asked a question

@@ -1,6 +1,6 @@
 """Baseline moderator: alt-profanity-check, a linear SVM over profanity (scikit-learn).
 
-It is the bar the bundled model must clear in `prism eval` (issue 4), not a moderator
+It is the bar the bundled model must clear in `prism eval`, not a moderator
 to rely on: it knows swear words, not harmful requests. It gives only an overall
 "unsafe" score, so a policy acts on it through its `overall` threshold.
 The package (and scikit-learn with it) is imported on first use and is not a runtime
@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from prism_cli.errors import ModeratorError
 from prism_cli.moderators.base import Message, Role
-from prism_cli.verdict import Scores
+from prism_cli.verdict import OVERALL, Scores
 
 PACKAGE = "alt-profanity-check"
 
@@ -53,4 +53,4 @@ class ProfanityModerator:
         if not texts:
             return []
         probs = self._predict(list(texts))
-        return [{"unsafe": min(1.0, max(0.0, float(p)))} for p in probs]
+        return [{OVERALL: min(1.0, max(0.0, float(p)))} for p in probs]

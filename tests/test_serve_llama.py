@@ -13,7 +13,7 @@ from prism_cli.serve.app import Prism
 from prism_cli.serve.limits import ServeOptions
 from tests.llama_server import llama_server
 from tests.serve_helpers import client, rules_gate, serving, streamed
-from tests.test_session import pick_word
+from tests.conftest import new_word
 
 PROMPT = [{"role": "user", "content": "Write a short poem about the sea."}]
 GEN = dict(model="gemma", messages=PROMPT, temperature=0, max_tokens=32, seed=0)
@@ -66,7 +66,7 @@ def test_proxy_streams_and_answers_like_the_server(upstream, direct):
 
 
 def test_proxy_blocks_the_servers_reply_mid_stream(upstream, direct):
-    word = pick_word(PROMPT[0]["content"], direct)
+    word = new_word(PROMPT[0]["content"], direct)
     with serving(Prism(ServeOptions(upstream=upstream), rules_gate(word))) as url:
         c = client(url)
         text, finish = streamed(c.chat.completions.create(**GEN, stream=True))
@@ -92,7 +92,7 @@ def test_in_process_mode_streams_blocks_and_checks_the_key(local_engine):
         text, finish = streamed(c.chat.completions.create(**GEN, stream=True))
         assert text == whole.choices[0].message.content and text.strip() and finish in ("stop", "length")
         assert whole.usage.completion_tokens > 0 and [m.id for m in c.models.list()] == [local_engine.name]
-    word = pick_word(PROMPT[0]["content"], text)
+    word = new_word(PROMPT[0]["content"], text)
     guarded = Prism(ServeOptions(api_key="k3y"), rules_gate(word), LocalBackend(local_engine))
     with serving(guarded) as url:
         with pytest.raises(openai.AuthenticationError):

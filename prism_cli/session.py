@@ -12,14 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from prism_cli.engines.base import ChatMessage, Engine, EngineError
-from prism_cli.errors import EngineFailed, InputError
+from prism_cli.engines.base import ChatMessage, Engine
+from prism_cli.errors import InputError
 from prism_cli.gate import Gate
-from prism_cli.stream_gate import BLOCKED, COMPLETE, INTERRUPTED, StreamGate
-from prism_cli.verdict import Verdict
-
-PROMPT_BLOCKED = "prompt blocked"
-RESPONSE_BLOCKED = "response blocked"
+from prism_cli.stream_gate import StreamGate
+from prism_cli.verdict import BLOCKED, COMPLETE, INTERRUPTED, PROMPT_BLOCKED, RESPONSE_BLOCKED, Verdict
 MIN_REPLY_TOKENS = 16
 """Fewer free tokens than this for the reply, even with the history dropped: the prompt is too long."""
 
@@ -133,7 +130,7 @@ class ChatSession:
     def turn(self, prompt: str, emit: Emit | None = None, should_stop: Callable[[], bool] | None = None) -> TurnResult:
         """Run one user turn; released text goes to `emit` as it is approved.
 
-        Raises EngineFailed when the model cannot run, InputError when the prompt alone
+        Raises EngineError when the model cannot run, InputError when the prompt alone
         does not fit the context. A KeyboardInterrupt while generating ends the turn as
         interrupted (the engine is closed) instead of propagating.
         """
@@ -165,12 +162,7 @@ class ChatSession:
             result.outcome = INTERRUPTED
             return
         max_tokens = self._fit_context(prompt)
-        try:
-            pieces = self.engine.stream(
-                self.messages(prompt), max_tokens=max_tokens, temperature=self.temperature, seed=self.seed
-            )
-        except EngineError as e:
-            raise EngineFailed(str(e)) from None
+        pieces = self.engine.stream(self.messages(prompt), max_tokens=max_tokens, temperature=self.temperature, seed=self.seed)
         try:
             if self.gate is None:
                 self._pass_through(pieces, result, emit, should_stop)
@@ -178,8 +170,6 @@ class ChatSession:
                 self._gated(pieces, result, emit, should_stop, user)
         except KeyboardInterrupt:
             result.outcome = INTERRUPTED
-        except EngineError as e:
-            raise EngineFailed(str(e)) from None
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
@@ -241,15 +231,12 @@ class ChatSession:
         n_ctx = getattr(self.engine, "n_ctx", 0) or 0
         if n_ctx <= 0:
             return self.max_tokens
-        try:
+        used = self.engine.count_tokens(self.messages(prompt))
+        dropped = 0
+        while self.history and used + self.max_tokens > n_ctx:
+            del self.history[:2]
+            dropped += 1
             used = self.engine.count_tokens(self.messages(prompt))
-            dropped = 0
-            while self.history and used + self.max_tokens > n_ctx:
-                del self.history[:2]
-                dropped += 1
-                used = self.engine.count_tokens(self.messages(prompt))
-        except EngineError as e:
-            raise EngineFailed(str(e)) from None
         if dropped:
             self.on_notice(
                 f"context full ({n_ctx} tokens): dropped the {dropped} oldest turn{'s' * (dropped > 1)}, "
@@ -272,7 +259,7 @@ def labels(verdict: Verdict | None, gate: Gate | None) -> str:
         return verdict.error
     if gate is None:
         return ", ".join(verdict.flagged)
-    return ", ".join(gate.policy.label(c) + (f" [{c}]" if c != "unsafe" else "") for c in verdict.flagged)
+    return gate.policy.labels(verdict.flagged)
 
 
 

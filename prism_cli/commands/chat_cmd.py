@@ -57,7 +57,7 @@ def chat(
     """
     from prism_cli.audit import log_verdicts
     from prism_cli.batch import read_turns, run_batch
-    from prism_cli.build import build_gate
+    from prism_cli.build import ModeratorOptions, build_gate
     from prism_cli.commands.common import err_console, notice
     from prism_cli.errors import InputError
     from prism_cli.loading import preload_guards
@@ -74,8 +74,9 @@ def chat(
         notice("WARNING: moderation is OFF (--no-moderation): prompts and replies are NOT checked against any policy")
         gate, make_gate = None, None
     else:
-        gate = build_gate(policy, moderator)
-        make_gate = lambda name: preload_guards(build_gate(name, moderator))  # noqa: E731 - /policy NAME in the REPL
+        mod_opts = ModeratorOptions(threads=threads)  # --threads serves a guard model as well as the chat model
+        gate = build_gate(policy, moderator, mod_opts)
+        make_gate = lambda name: preload_guards(build_gate(name, moderator, mod_opts))  # noqa: E731 - /policy NAME
     if model and not server:
         model = _local_model(model, offline)
     engine = _open(model, server, n_ctx=ctx, threads=threads, gpu_layers=gpu_layers, chat_format=chat_format, seed=seed)
@@ -145,19 +146,14 @@ def _validate(model: str | None, server: str | None, ctx: Any, threads: Any, tem
 
 def _open(model: str | None, server: str | None, **opts: Any) -> Any:
     """The engine, with only the options the user gave (the engine keeps its own defaults)."""
-    from prism_cli.engines.base import EngineError
     from prism_cli.engines.loader import open_engine
-    from prism_cli.errors import EngineFailed
     from prism_cli.loading import loading
 
     given = {k: v for k, v in opts.items() if v is not None}
-    try:
-        if server:
-            return open_engine(model, server, **given)
-        with loading(f"model {Path(model or '').stem}"):
-            return open_engine(model, server, **given)
-    except EngineError as e:
-        raise EngineFailed(str(e)) from None
+    if server:
+        return open_engine(model, server, **given)
+    with loading(f"model {Path(model or '').stem}"):
+        return open_engine(model, server, **given)
 
 
 def _turn_notice(session: Any) -> Any:

@@ -39,6 +39,8 @@ def check(
     Examples: cat out.txt | prism check --pass > safe.txt
               prism check --explain -t "how do I kill a stuck process"
     """
+    from dataclasses import replace
+
     from prism_cli.audit import log_verdicts
     from prism_cli.build import build_gate
     from prism_cli.commands.common import notice, verdict_line
@@ -70,7 +72,7 @@ def check(
     for chunk in chunks:  # a moderator that failed stopped reading: input errors still surface (exit 2)
         pieces.append(chunk)
     doc = "".join(pieces)
-    verdict.text = doc
+    verdict = replace(verdict, text=doc)
     log_verdicts("check", [verdict], [doc], include_text=log_text)
     why = None
     if explain and verdict.error is None:

@@ -86,26 +86,21 @@ def run(opts: "ServeOptions", policy: Optional[str], moderator: Optional[str], m
 
     import uvicorn
 
-    from prism_cli.build import build_gate
+    from prism_cli.build import ModeratorOptions, build_gate
     from prism_cli.commands.common import notice
     from prism_cli.serve.app import Prism, build_app
     from prism_cli.session import unscored_notice
 
-    gate = build_gate(policy, moderator)
+    gate = build_gate(policy, moderator, ModeratorOptions(threads=engine_opts.get("threads")))
     warning = unscored_notice(gate)
     if warning:
         notice(warning)
     engine = local = None
     if model:
-        from prism_cli.engines.base import EngineError
         from prism_cli.engines.loader import open_engine
-        from prism_cli.errors import EngineFailed
         from prism_cli.serve.local import LocalBackend
 
-        try:
-            engine = open_engine(model, None, **engine_opts)
-        except EngineError as e:
-            raise EngineFailed(str(e)) from None
+        engine = open_engine(model, None, **engine_opts)
         local = LocalBackend(engine)
     try:
         prism = Prism(opts, gate, local)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prism_cli.engines import chat_format as templates
-from prism_cli.engines.base import Engine, EngineError
+from prism_cli.engines.base import Engine
 from prism_cli.errors import InputError
 
 LOCAL_OPTS = {"n_ctx", "threads", "gpu_layers", "chat_format", "seed", "verbose", "top_k", "top_p", "min_p", "repeat_penalty"}
@@ -68,7 +68,4 @@ def _open_local(model: str, opts: dict[str, Any]) -> Engine:
             raise InputError(f"{key} must be a whole number >= {low}, got {opts[key]!r}")
     from prism_cli.engines.local import LocalEngine
 
-    try:
-        return LocalEngine(path, **opts)
-    except EngineError as e:
-        raise InputError(str(e)) from None
+    return LocalEngine(path, **opts)  # its EngineError is a PrismError: one line, exit 2

@@ -98,7 +98,8 @@ def load_moderator(spec: str | Spec, policy: Policy, options: ModeratorOptions |
         return loader.from_path(s.path, policy, opts)
     if s.kind == "default":
         return loader.bundled_default(policy, opts)
-    from prism_cli.registry import find_installed, load_catalogue
+    from prism_cli.model_store import find_installed
+    from prism_cli.registry import load_catalogue
 
     installed = find_installed(s.text)
     if installed is None:
@@ -131,7 +132,8 @@ def check_spec(text: str) -> tuple[str, str | None]:
         return str(s.path.resolve()), None
     if s.kind != "name":
         return s.text, None
-    from prism_cli.registry import find_installed, list_installed, load_catalogue
+    from prism_cli.model_store import find_installed, list_installed
+    from prism_cli.registry import load_catalogue
 
     if find_installed(s.text) is not None:
         return s.text, None

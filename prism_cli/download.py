@@ -23,10 +23,9 @@ from urllib.parse import urlsplit
 
 from prism_cli.errors import DownloadError
 from prism_cli.paths import cache_dir
-from prism_cli.registry import (
-    SHA256_RE, Entry, FileSpec, Installed, find_installed, fsync_file, new_manifest, publish, sha256_file, staging_dir,
-    write_json,
-)
+from prism_cli.model_store import Installed, find_installed, new_manifest, publish, sha256_file, staging_dir
+from prism_cli.outputs import fsync_file, write_json
+from prism_cli.registry import SHA256_RE, Entry, FileSpec
 
 T = TypeVar("T")
 TIMEOUT_ENV, RETRIES_ENV, BACKOFF_ENV = "PRISM_HTTP_TIMEOUT", "PRISM_RETRIES", "PRISM_RETRY_BACKOFF"

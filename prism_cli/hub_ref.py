@@ -18,7 +18,8 @@ from typing import Callable
 
 from prism_cli.download import TIMEOUT_ENV, DownloadError, pull
 from prism_cli.errors import InputError
-from prism_cli.registry import COMMIT_RE, MANIFEST, Entry, FileSpec, Installed, find_installed
+from prism_cli.model_store import MANIFEST, Installed, find_installed
+from prism_cli.registry import COMMIT_RE, Entry, FileSpec
 
 PREFIXES = ("hf:", "hf.co/", "huggingface.co/")
 KIND = "chat"
@@ -39,7 +40,7 @@ class HubRef:
 
     @property
     def local_name(self) -> str:
-        """The installed model's name: readable, unique per reference, within registry.NAME_RE."""
+        """The installed model's name: readable, unique per reference, within model_store.NAME_RE."""
         tail = self.quant or (Path(self.filename).stem if self.filename else "")
         parts = ["hf", *self.repo.split("/"), *([self.revision[:12]] if self.revision else []), *([tail] if tail else [])]
         name = "--".join(parts)

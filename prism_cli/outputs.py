@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from prism_cli.errors import InputError
@@ -338,3 +339,14 @@ def jsonl_output(path: str | None, what: str | None = None) -> Iterator[JsonlWri
     with atomic_write(path, what) as f:
         yield JsonlWriter(f)
 
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """A JSON file replaced whole (a manifest is never half-written)."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

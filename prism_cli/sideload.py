@@ -9,15 +9,8 @@ from pathlib import Path
 
 from prism_cli.errors import InputError
 from prism_cli.gguf import read_gguf_info
-from prism_cli.registry import (
-    Installed,
-    check_name,
-    file_record,
-    load_catalogue,
-    new_manifest,
-    publish,
-    staging_dir,
-)
+from prism_cli.model_store import Installed, check_name, file_record, new_manifest, publish, staging_dir
+from prism_cli.registry import load_catalogue
 
 
 def _copy_hashing(src: Path, dst: Path) -> str:

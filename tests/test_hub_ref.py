@@ -40,7 +40,7 @@ def test_references_parse_into_repo_revision_quant_and_file():
 
 
 def test_local_names_are_valid_model_names_and_differ_per_reference():
-    from prism_cli.registry import NAME_RE
+    from prism_cli.model_store import NAME_RE
 
     names = {parse(t).local_name for t in ("hf:a/b:Q4_K_M", "hf:a/b:Q8_0", "hf:a/b", f"hf:a/b@{COMMIT}:Q4_K_M",
                                           "hf:a/b/x-Q4_K_M.gguf", "hf:" + "o" * 40 + "/" + "r" * 60 + ":Q4_K_M")}

@@ -29,7 +29,8 @@ def _bundled_dir() -> Path:
 
 
 def _rows() -> list[dict[str, Any]]:
-    from prism_cli.registry import find_installed, list_installed, load_catalogue
+    from prism_cli.model_store import find_installed, list_installed
+    from prism_cli.registry import load_catalogue
 
     default = _default_name()
     rows = []
@@ -137,7 +138,8 @@ def add(
 def rm(name: str = typer.Argument(...)) -> None:
     """Remove an installed model."""
     from prism_cli.errors import InputError
-    from prism_cli.registry import load_catalogue, remove
+    from prism_cli.model_store import remove
+    from prism_cli.registry import load_catalogue
 
     entry = load_catalogue().get(name)
     if entry is not None and entry.bundled:
@@ -149,7 +151,7 @@ def rm(name: str = typer.Argument(...)) -> None:
 def verify(name: Optional[str] = typer.Argument(None, help="One model; all installed when omitted.")) -> None:
     """Re-hash installed files against their manifest. Exit 1 on any mismatch."""
     from prism_cli.errors import InputError
-    from prism_cli.registry import find_installed, list_installed, verify as check
+    from prism_cli.model_store import find_installed, list_installed, verify as check
 
     if name:
         inst = find_installed(name)
@@ -174,7 +176,8 @@ def verify(name: Optional[str] = typer.Argument(None, help="One model; all insta
 def path(name: str = typer.Argument(...)) -> None:
     """Print where a model lives (what --moderator would open)."""
     from prism_cli.errors import InputError
-    from prism_cli.registry import find_installed, load_catalogue
+    from prism_cli.model_store import find_installed
+    from prism_cli.registry import load_catalogue
 
     entry = load_catalogue().get(name)
     if entry is not None and entry.bundled:

@@ -14,13 +14,13 @@ import hashlib
 import hmac
 import json
 import os
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from prism_cli import config
 from prism_cli.keyfile import load_or_create
+from prism_cli.out import warning
 from prism_cli.paths import audit_log, log_key
 from prism_cli.verdict import Verdict
 
@@ -91,7 +91,7 @@ def log_verdicts(
         finally:
             os.close(fd)
     except OSError as e:
-        print(f"prism: warning: decision log not written ({e.filename or path}: {e.strerror or e})", file=sys.stderr)
+        warning(f"decision log not written ({e.filename or path}: {e.strerror or e})")
         return None
     return path
 

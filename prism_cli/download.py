@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 from prism_cli.errors import DownloadError
+from prism_cli.out import notice
 from prism_cli.paths import cache_dir
 from prism_cli.model_store import Installed, find_installed, new_manifest, publish, sha256_file, staging_dir
 from prism_cli.outputs import fsync_file, write_json
@@ -47,10 +48,6 @@ def _settings() -> tuple[float, int, float]:
     return _env_float(TIMEOUT_ENV, 30.0), int(_env_float(RETRIES_ENV, 5)), _env_float(BACKOFF_ENV, 1.0)
 
 
-def _notice(msg: str) -> None:
-    print(f"prism: {msg}", file=sys.stderr, flush=True)
-
-
 def _mb(n: int | None) -> str:
     return "unknown size" if n is None else f"{n / 1e6:.1f} MB"
 
@@ -74,7 +71,7 @@ def pull(entry: Entry, *, offline: bool, allow_unpinned: bool = False, force: bo
     try:
         lock.acquire(timeout=0.2)
     except Timeout:
-        _notice(f"another `prism models pull {entry.name}` is running; waiting for it")
+        notice(f"another `prism models pull {entry.name}` is running; waiting for it")
         lock.acquire(timeout=LOCK_WAIT_S)
     try:
         inst = find_installed(entry.name)
@@ -141,7 +138,7 @@ def _fetch(entry: Entry, spec: FileSpec, staging: Path, cached: Path | None) -> 
     """One file into staging/dest, verified; returns its manifest record."""
     record: dict[str, Any] = {"path": spec.dest, "repo": spec.repo, "filename": spec.filename, "revision": spec.revision}
     if cached is not None:
-        _notice(f"{spec.dest}: found in the shared Hugging Face cache")
+        notice(f"{spec.dest}: found in the shared Hugging Face cache")
         digest = sha256_file(cached)
         _check_sha(entry, spec, digest, spec.sha256, None)
         _link_or_copy(cached.resolve(), staging / spec.dest)
@@ -224,7 +221,7 @@ def _with_retries(entry: Entry, spec: FileSpec, what: str, fn: Callable[[], T],
                 raise DownloadError(_network_message(entry, spec, what, e, timeout)) from None
             delay = min(30.0, backoff * 2**attempt)
             attempt += 1
-            _notice(f"{spec.dest}: {_short(e)}; retrying in {delay:.1f}s ({attempt}/{retries})")
+            notice(f"{spec.dest}: {_short(e)}; retrying in {delay:.1f}s ({attempt}/{retries})")
             time.sleep(delay)
 
 
@@ -340,7 +337,7 @@ def _download(entry: Entry, spec: FileSpec, url: str, part: Path, size: int | No
         raise DownloadError(f"{entry.name}: not enough disk space for {spec.dest} (needs {_mb(need)}, "
                             f"{_mb(free)} free in {part.parent})")
     if have:
-        _notice(f"{spec.dest}: resuming at {_mb(have)} of {_mb(size)}")
+        notice(f"{spec.dest}: resuming at {_mb(have)} of {_mb(size)}")
     with _Progress(spec.dest, size, have) as bar:
         _with_retries(entry, spec, "downloading", lambda: _stream_once(get_session(), url, headers, part, size, bar, entry, spec),
                       progress=lambda: part.stat().st_size if part.exists() else 0)
@@ -407,7 +404,7 @@ class _Progress:
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.total, completed=self.done)
         else:
-            _notice(f"downloading {self.label} ({_mb(self.total)})")
+            notice(f"downloading {self.label} ({_mb(self.total)})")
         return self
 
     def reset(self, done: int) -> None:
@@ -425,4 +422,4 @@ class _Progress:
             self._bar.stop()
         elif exc[0] is None:
             secs = max(time.monotonic() - self.t0, 1e-6)
-            _notice(f"{self.label}: {_mb(self.done)} in {secs:.1f}s")
+            notice(f"{self.label}: {_mb(self.done)} in {secs:.1f}s")

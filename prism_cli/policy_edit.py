@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from prism_cli import out
 from prism_cli.editor import run_editor
 from prism_cli.errors import PolicyError
 from prism_cli.paths import shipped_policies_dir
@@ -63,11 +64,11 @@ def _interactive() -> bool:
 
 def _ask_again(error: str) -> bool:
     """Show the error and ask (on stderr) whether to reopen the editor; Enter means yes."""
-    print(f"prism: error: {error}", file=sys.stderr)
+    out.error(error)
     print("Edit again? [Y/n] (n keeps the old policy) ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
     return bool(answer) and answer.strip().lower() in ("", "y", "yes")
 
 
 def _notice(msg: str) -> None:
-    print(f"prism: {msg}", file=sys.stderr)
+    out.notice(msg)

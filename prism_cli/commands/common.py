@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import typer
+
+from prism_cli.out import err_console, notice, warning  # noqa: F401 - every command's one output (out.py)
+from prism_cli.out import error as error_line  # noqa: F401
 
 PolicyOpt = typer.Option(None, "--policy", "-p", help="Policy name (prism policy list) or YAML file.")
 ModeratorOpt = typer.Option(None, "--moderator", "-m", help="Moderator: registry name, model folder, .gguf file, 'rules', 'profanity-check' or cascade:FIRST,SECOND[,LOW,HIGH].")
@@ -33,19 +34,6 @@ def role_option(default: str) -> Any:
 IncludeTextOpt = typer.Option(False, "--include-text", help="Echo the text in its verdict (JSON output).")
 
 
-def err_console() -> Any:
-    """A rich console on stderr; colour only on a TTY and never with NO_COLOR."""
-    from rich.console import Console
-
-    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
-
-
-def error_line(msg: str) -> None:
-    print(f"prism: error: {msg}", file=sys.stderr)
-
-
-def notice(msg: str) -> None:
-    print(f"prism: {msg}", file=sys.stderr)
 
 
 def verdict_line(verdict: Any, policy: Any) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from prism_cli.out import notice
 
 models_app = typer.Typer(help="Installed and downloadable moderators.", no_args_is_help=True)
 
@@ -116,7 +117,7 @@ def pull(
     if entry is None:
         raise InputError(f"unknown model {name!r} (available: {', '.join(catalogue)})")
     inst, what = do_pull(entry, offline=offline or config.offline(), allow_unpinned=allow_unpinned, force=force)
-    print(f"prism: {name} {what}: {inst.path}", file=sys.stderr)
+    notice(f"{name} {what}: {inst.path}")
 
 
 @models_app.command("add")
@@ -131,7 +132,7 @@ def add(
     inst = add_local(path.expanduser(), name, prompt_format)
     gg = inst.manifest.get("gguf") or {}
     detail = f" ({gg.get('architecture')}, {gg.get('name') or 'unnamed'})" if gg else ""
-    print(f"prism: added {name}{detail}: {inst.path}", file=sys.stderr)
+    notice(f"added {name}{detail}: {inst.path}")
 
 
 @models_app.command("rm")
@@ -144,7 +145,7 @@ def rm(name: str = typer.Argument(...)) -> None:
     entry = load_catalogue().get(name)
     if entry is not None and entry.bundled:
         raise InputError(f"{name} is bundled with prism and cannot be removed")
-    print(f"prism: removed {remove(name)}", file=sys.stderr)
+    notice(f"removed {remove(name)}")
 
 
 @models_app.command("verify")

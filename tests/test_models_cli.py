@@ -29,7 +29,7 @@ def prism(env, *args):
 def test_list_shows_catalogue_installed_and_default(tmp_path, env):
     r = prism(env, "models", "list", "--json")
     assert r.returncode == 0, r.stderr
-    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    rows = {row["name"]: row for row in map(json.loads, r.stdout.splitlines())}  # JSONL, as every list command
     assert rows["prism-default"]["default"] and rows["prism-default"]["status"] in ("bundled", "missing")
     assert rows["llama-guard-3-1b"]["status"] == "available" and rows["llama-guard-3-1b"]["sha256"] == "published"
     assert rows["qwen3guard-gen-0.6b"]["sha256"] == "pinned on first download"
@@ -37,7 +37,7 @@ def test_list_shows_catalogue_installed_and_default(tmp_path, env):
     src.write_bytes(tiny_gguf(5000))
     assert prism(env, "models", "add", str(src), "--name", "mine", "--prompt-format", "llama-guard-3").returncode == 0
     assert prism(env, "config", "set", "moderator", "mine").returncode == 0
-    rows = {row["name"]: row for row in json.loads(prism(env, "models", "list", "--json").stdout)}
+    rows = {row["name"]: row for row in map(json.loads, prism(env, "models", "list", "--json").stdout.splitlines())}
     assert rows["mine"]["status"] == "installed" and rows["mine"]["default"] and not rows["prism-default"]["default"]
     assert rows["mine"]["size_bytes"] == src.stat().st_size
     text = prism(env, "models", "list").stdout

@@ -78,11 +78,12 @@ def _human_size(row: dict[str, Any]) -> str:
 
 
 @models_app.command("list")
-def list_models(json_out: bool = typer.Option(False, "--json", help="One JSON array on stdout.")) -> None:
+def list_models(json_out: bool = typer.Option(False, "--json", help="One JSON object per model (JSONL), like every list command.")) -> None:
     """Installed and available moderators; * marks the default (config `moderator`, else prism-default)."""
     rows = _rows()
     if json_out:
-        print(json.dumps(rows, indent=2))
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
         return
     width = max(len(r["name"]) for r in rows) + 2
     for r in rows:

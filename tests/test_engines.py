@@ -350,3 +350,15 @@ def test_closing_tells_the_server_the_client_left(tiny):
     assert [next(it), next(it)] == ["w0 ", "w1 "]
     it.close()
     assert _Handler.client_gone.wait(30)
+
+
+@pytest.mark.parametrize("command", ["chat", "serve"])
+@pytest.mark.parametrize("flag, value", [("--ctx", "32"), ("--threads", "0")])
+def test_engine_limits_are_one_rule_for_chat_and_serve(gguf, tmp_path, command, flag, value):
+    from tests.conftest import prism
+
+    r = prism(command, gguf, "-m", "rules", flag, value, home=tmp_path, stdin="")
+    low = {"--ctx": 64, "--threads": 1}[flag]
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"prism: error: {flag} must be a whole number >= {low}, got {int(value)}"
+    assert "Traceback" not in r.stderr

@@ -58,6 +58,7 @@ def chat(
     from prism_cli.audit import log_verdicts
     from prism_cli.batch import read_turns, run_batch
     from prism_cli.build import ModeratorOptions, build_gate
+    from prism_cli.engines.loader import check_limits
     from prism_cli.commands.common import err_console, notice
     from prism_cli.errors import InputError
     from prism_cli.loading import preload_guards
@@ -66,7 +67,8 @@ def chat(
     batch_mode = batch is not None or sys.stdin is None or not sys.stdin.isatty()
     if max_tokens is None:
         max_tokens = BATCH_MAX_TOKENS if batch_mode else REPL_MAX_TOKENS
-    _validate(model, server, ctx, threads, temp, max_tokens)
+    _validate(model, server, temp, max_tokens)
+    check_limits(n_ctx=ctx, threads=threads)
     turns, name = read_turns(batch) if batch_mode else ([], "")
     if no_moderation:
         if policy or moderator:
@@ -129,7 +131,8 @@ def _history_file() -> Any:
     return data_dir() / "chat_history"
 
 
-def _validate(model: str | None, server: str | None, ctx: Any, threads: Any, temp: float, max_tokens: int) -> None:
+def _validate(model: str | None, server: str | None, temp: float, max_tokens: int) -> None:
+    """What only chat knows; the engine's limits (--ctx, --threads) are engines/loader.py's, shared with serve."""
     from prism_cli.errors import InputError
 
     if not model and not server:
@@ -138,10 +141,6 @@ def _validate(model: str | None, server: str | None, ctx: Any, threads: Any, tem
         raise InputError(f"--temp must be >= 0, got {temp}")
     if max_tokens < 1:
         raise InputError(f"--max-tokens must be >= 1, got {max_tokens}")
-    if ctx is not None and ctx < 64:
-        raise InputError(f"--ctx must be at least 64 tokens, got {ctx}")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads must be >= 1, got {threads}")
 
 
 def _open(model: str | None, server: str | None, **opts: Any) -> Any:

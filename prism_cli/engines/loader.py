@@ -16,6 +16,19 @@ from prism_cli.errors import InputError
 
 LOCAL_OPTS = {"n_ctx", "threads", "gpu_layers", "chat_format", "seed", "verbose", "top_k", "top_p", "min_p", "repeat_penalty"}
 HTTP_OPTS = {"api_key", "timeout"}
+MIN_CTX = 64
+"""The smallest context a chat can run in: a prompt, the template around it and a short reply."""
+LIMITS = (("n_ctx", "--ctx", MIN_CTX), ("threads", "--threads", 1))
+
+
+def check_limits(**opts: Any) -> None:
+    """The one rule for the engine's numbers (chat and serve, local and --server): a command may call it
+    early, before it reads its input, and open_engine calls it again."""
+    for key, flag, low in LIMITS:
+        v = opts.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
+            raise InputError(f"{flag} must be a whole number >= {low}, got {v!r}")
+
 def open_engine(model: str | None, server: str | None, **opts: Any) -> Engine:
     """LocalEngine for a GGUF path, HttpEngine for a server URL (where `model` names the server's model).
 
@@ -26,6 +39,7 @@ def open_engine(model: str | None, server: str | None, **opts: Any) -> Engine:
     if unknown:
         raise TypeError(f"open_engine: unknown option(s) {sorted(unknown)}")
     given = {k: v for k, v in opts.items() if v is not None}
+    check_limits(**given)
     if server:
         return _open_http(server, model, {k: v for k, v in given.items() if k in HTTP_OPTS})
     if not model:
@@ -63,9 +77,6 @@ def _open_local(model: str, opts: dict[str, Any]) -> Engine:
             templates.get(fmt)
         except ValueError as e:
             raise InputError(f"--chat-format: {e}") from None
-    for key, low in (("n_ctx", 16), ("threads", 1)):
-        if key in opts and (not isinstance(opts[key], int) or opts[key] < low):
-            raise InputError(f"{key} must be a whole number >= {low}, got {opts[key]!r}")
     from prism_cli.engines.local import LocalEngine
 
     return LocalEngine(path, **opts)  # its EngineError is a PrismError: one line, exit 2

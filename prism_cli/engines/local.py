@@ -305,14 +305,6 @@ class LocalEngine:
             n = self._lib.llama_token_to_piece(self._vocab, token, buf, size, 0, special)
         return buf.raw[: max(n, 0)]
 
-    def token_bytes(self, token: int) -> bytes:
-        """The bytes one token stands for (public for tests of the incremental decoder)."""
-        return self._piece(token)
-
-    def reset(self) -> None:
-        """Forget the KV cache (a fresh conversation evaluates its prompt from scratch)."""
-        self._llm.reset()
-
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
         if llm is not None:

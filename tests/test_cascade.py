@@ -155,7 +155,7 @@ def test_gate_and_loader_build_a_cascade(clf_dir, gguf, policy):
                          ModeratorOptions(threads=2, n_ctx=2048, prompt_format="llama-guard-3-1b"))
     assert isinstance(cas, CascadeModerator) and (cas.low, cas.high) == (0.2, 0.8)
     assert isinstance(cas.second, GuardLLMModerator) and cas.second.name == f"{gguf.stem}@llama-guard-3-1b"
-    assert (cas.second.threads, cas.second.n_ctx, cas.first._threads) == (2, 2048, 2)  # options reach both stages
+    assert (cas.second.threads, cas.second.n_ctx, cas.first.workers) == (2, 2048, 2)  # options reach both stages
     gate = Gate(policy, [cas], include_rules=False)
     v = gate.check("bomb", "prompt")
     assert v.decision.value == "block" and v.flagged == ["violence"] and v.moderator == cas.name

@@ -109,8 +109,12 @@ def test_moderator_options_reach_the_backend(home, model, monkeypatch):
     from prism_cli.build import ModeratorOptions, build_gate
 
     monkeypatch.delenv("PRISM_THREADS", raising=False)
-    assert build_gate("default", str(model), ModeratorOptions(threads=1)).moderators[0]._threads == 1
-    assert build_gate("default", str(model)).moderators[0]._threads is None
+    import os
+
+    from prism_cli.moderators.classifier import MAX_WORKERS
+
+    assert build_gate("default", str(model), ModeratorOptions(threads=1)).moderators[0].workers == 1
+    assert build_gate("default", str(model)).moderators[0].workers == min(os.cpu_count() or 1, MAX_WORKERS)
 
 
 def test_engine_and_download_errors_are_prism_errors():

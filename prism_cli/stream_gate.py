@@ -1,6 +1,7 @@
 """StreamGate: q(Y) on a token stream. Text reaches the user only after a safe check covered it.
 
-Every `window` tokens the response so far (up to its last finished word) is checked; what
+Every `window` tokens (and once at `holdback + 1`, the first point where anything could be
+shown) the response so far (up to its last finished word) is checked; what
 was judged safe is released, except the last `holdback` tokens, any word still being written
 and the beginning of a multi-word keyword ("kill sw..."). So a policy keyword that window
 boundaries split never leaks its first half, and "detonators" is not blocked as "detonator"
@@ -52,6 +53,9 @@ class StreamGate:
         self.context = list(context or [])
         self.window = max(1, window if window is not None else gate.policy.stream.window)
         self.holdback = max(0, holdback if holdback is not None else gate.policy.stream.holdback)
+        self._first = self.holdback + 1 if self.holdback + 1 < self.window else 0
+        """An extra first check as soon as anything could be released (one token past the holdback):
+        the reply starts to show `window - holdback - 1` tokens sooner, for one short check."""
         self.should_stop = should_stop
         self.id = id
         keywords = self._keywords()
@@ -123,7 +127,7 @@ class StreamGate:
                 length += len(piece)
                 ends.append(length)
                 self.tokens += 1
-                if self.tokens % self.window == 0:
+                if self.tokens % self.window == 0 or self.tokens == self._first:
                     text = "".join(parts)
                     # Judge only finished words: "detonator" may still become "detonators".
                     head = text[: self._word_start(text, len(text))]

@@ -209,10 +209,12 @@ def test_every_gate_path_applies_it_batch_chunks_and_stream(gate_factory):
     words = HARMFUL.split(" ")
     chunks = g.check_chunks(iter([w + " " for w in words[:-1]] + [words[-1]]), "response")
     assert chunks.extra.get("allowlisted") is True
-    sg = StreamGate(g, context=[{"role": "user", "content": "hi"}])
-    shown = "".join(sg.run(w + " " for w in words))  # a streamed reply: judged whole at its final check
+    # a streamed reply is judged whole at its final check (one blocked mid-stream stays blocked: the
+    # README says so), so these 13 words stream under a cadence with no check before the end
+    sg = StreamGate(g, context=[{"role": "user", "content": "hi"}], window=32, holdback=16)
+    shown = "".join(sg.run(w + " " for w in words))
     assert sg.outcome == "complete" and sg.verdict.extra.get("allowlisted") is True and shown.strip() == HARMFUL
-    sg = StreamGate(g, context=[{"role": "user", "content": "hi"}])
+    sg = StreamGate(g, context=[{"role": "user", "content": "hi"}], window=32, holdback=16)
     "".join(sg.run(w + " " for w in ["Sure."] + words))
     assert sg.outcome == "blocked" and "allowlisted" not in sg.verdict.extra
 

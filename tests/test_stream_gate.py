@@ -100,7 +100,7 @@ def test_everything_allowed_is_released_in_order_after_the_final_check():
     sg, eng, out = run(rules_gate(), tokens)
     assert "".join(out) == "".join(tokens) == sg.released
     assert sg.outcome == COMPLETE and not sg.verdict.blocked
-    assert sg.checks == 2  # windows at 4 and 8; the final check reuses the one at 8 (same text)
+    assert sg.checks == 3  # at 3 (holdback + 1: the first text), 4 and 8; the final check reuses 8's
     assert eng.closed and eng.pulled == len(tokens)
 
 
@@ -140,8 +140,10 @@ def test_keyword_split_anywhere_never_leaks_its_first_characters():
                 assert sg.outcome == BLOCKED, (tokens, window, holdback)
                 assert len(shown) <= start and "deto" not in shown
                 assert shown == text[: len(shown)]
-                # generation stopped at the first check that saw the whole word
-                assert eng.closed and eng.pulled == min(-(-done // window) * window, len(tokens))
+                # generation stopped at the first check that saw the whole word: checks come every
+                # `window` tokens and once at holdback + 1 (the first point anything can be shown)
+                checks = [n for n in range(1, len(tokens) + 1) if n % window == 0 or n == holdback + 1 < window]
+                assert eng.closed and eng.pulled == next((n for n in checks if n >= done), len(tokens))
                 assert sg.verdict.flagged == ["weapons"]
 
 
@@ -180,8 +182,8 @@ def test_moderator_failing_mid_stream_blocks_and_stops():
     sg, eng, out = run(gate, tokens, window=4, holdback=1)
     assert sg.outcome == BLOCKED
     assert sg.verdict.error is not None and "guard model crashed" in sg.verdict.error
-    assert "".join(out) == "".join(tokens[:3])  # only what the first (good) check approved
-    assert eng.pulled == 8 and eng.closed
+    assert "".join(out) == "".join(tokens[:1])  # only what the first (good) check, at token 2, approved
+    assert eng.pulled == 4 and eng.closed  # the second check, at 4, failed: generation stopped there
 
 
 def test_stop_request_closes_the_engine_and_drops_the_unchecked_tail():
@@ -203,9 +205,9 @@ def test_stop_request_closes_the_engine_and_drops_the_unchecked_tail():
 def test_abandoning_the_stream_closes_the_engine():
     eng = Engine(["a "] * 40)
     it = StreamGate(rules_gate(), window=2, holdback=0).run(eng.stream())
-    next(it)
+    assert next(it) == "a "  # the first check comes at holdback + 1: the first token shows at once
     it.close()
-    assert eng.closed and eng.pulled == 2
+    assert eng.closed and eng.pulled == 1
 
 
 def test_safe_prefix_holds_unfinished_words_and_keyword_beginnings():
@@ -247,3 +249,14 @@ def test_text_without_spaces_is_still_released_while_streaming():
     tokens = ["字"] * 60  # CJK: one long run of word characters, longer than any keyword
     chunks = list(StreamGate(rules_gate(), window=4, holdback=1).run(Engine(tokens).stream()))
     assert "".join(chunks) == "字" * 60 and len(chunks) > 2
+
+
+def test_the_first_text_shows_one_token_past_the_holdback_not_a_window_later():
+    eng = Engine([f" w{i}" for i in range(40)])
+    sg = StreamGate(rules_gate(), window=16, holdback=8)  # the default policy's cadence
+    it = sg.run(eng.stream())
+    assert next(it) == " w0" and eng.pulled == 9  # checked at token 9: token 1 is past the holdback
+    assert next(it) == "".join(f" w{i}" for i in range(1, 8)) and eng.pulled == 16  # then every 16
+    rest = "".join(it)
+    assert sg.released == "".join(f" w{i}" for i in range(40)) and rest.endswith(" w39")
+    assert sg.checks == 4  # 9, 16, 32, and the final one at 40

@@ -32,6 +32,9 @@ class Script:
     garbage: bytes | None = None
     """Sent as the body after the headers, instead of events."""
     status: int = 200
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """[{"name", "arguments"}] sent after the tokens, streamed as servers do: the id, type and
+    name first, then the arguments in pieces; the reply then ends with finish_reason "tool_calls"."""
 
 
 @dataclass
@@ -83,10 +86,14 @@ class _Handler(BaseHTTPRequestHandler):
         if s.status != 200:
             self._json(s.status, {"error": {"message": f"scripted failure {s.status}"}})
             return
+        finish = "tool_calls" if s.tool_calls else "stop"
         if not played.body.get("stream"):
             text = "".join(s.tokens)
             choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
-            self._json(200, {"id": "x", "model": "scripted", "choices": [{**choice, "finish_reason": "stop"}]})
+            if s.tool_calls:
+                choice["message"].update(content=text or None, tool_calls=[
+                    {"id": f"call_{i}", "type": "function", "function": dict(c)} for i, c in enumerate(s.tool_calls)])
+            self._json(200, {"id": "x", "model": "scripted", "choices": [{**choice, "finish_reason": finish}]})
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -107,7 +114,16 @@ class _Handler(BaseHTTPRequestHandler):
             played.sent += 1
             if s.delay:
                 time.sleep(s.delay)
-        end = {"index": 0, "delta": {}, "finish_reason": "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
+        for i, c in enumerate(s.tool_calls):
+            args = c["arguments"]
+            cut = [0, len(args) // 3, 2 * len(args) // 3, len(args)]
+            parts = [{"index": i, "id": f"call_{i}", "type": "function", "function": {"name": c["name"], "arguments": ""}}]
+            parts += [{"index": i, "function": {"arguments": args[a:b]}} for a, b in zip(cut, cut[1:])]
+            for part in parts:
+                choice = {"index": 0, "delta": {"tool_calls": [part]}, "finish_reason": None}
+                self.wfile.write(b"data: " + json.dumps({"id": "up-1", "model": "scripted", "choices": [choice]}).encode() + b"\n\n")
+                self.wfile.flush()
+        end = {"index": 0, "delta": {}, "finish_reason": finish} if chat else {"index": 0, "text": "", "finish_reason": finish}
         self.wfile.write(b"data: " + json.dumps({"id": "up-1", "model": "scripted", "choices": [end]}).encode() + b"\n\ndata: [DONE]\n\n")
         self.wfile.flush()
 

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from prism_cli.gate import Gate
+from prism_cli.serve import tool_calls
 from prism_cli.serve.errors import ApiError
 from prism_cli.serve.limits import Admission, ServeOptions
 from prism_cli.serve.moderation import Moderation
@@ -137,7 +138,7 @@ async def generate(request: Request, kind: str) -> Response:
         if blocking is not None:
             raise ApiError(400, mod.refusal(blocking, "prompt"), code="content_filter",
                            extra={"innererror": {"code": "ResponsibleAIPolicyViolation", "prism": mod.verdict_summary(blocking)}})  # fmt: skip
-        reply = Reply(p, req)
+        reply = Reply(p, req, context)
         if p.local is not None:
             events = gated(mod, p.executor, context, make_pieces=lambda: p.local.pieces(req), lock=p.local.lock,
                            shutting_down=p.shutting_down)  # fmt: skip
@@ -161,8 +162,8 @@ async def generate(request: Request, kind: str) -> Response:
 class Reply:
     """One reply in the client's format: chunks as it streams, or the whole object at the end."""
 
-    def __init__(self, p: Prism, req: GenRequest):
-        self.p, self.req = p, req
+    def __init__(self, p: Prism, req: GenRequest, context: list[dict[str, str]]):
+        self.p, self.req, self.context = p, req, context
         self.id = ("chatcmpl-" if req.kind == "chat" else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
         self.meta: Any = None
@@ -171,8 +172,21 @@ class Reply:
     def model(self) -> str:
         return (self.meta and self.meta.model) or self.req.model or (self.p.local.name if self.p.local else "prism")
 
-    def finish_reason(self, sg: Any) -> str:
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return self.meta.tool_calls if self.meta is not None else []
+
+    async def blocking(self, sg: Any) -> Any:
+        """The verdict that blocks the reply once it is over: StreamGate's, or that of its tool calls
+        (checked whole, before any is sent); None when all of it may go to the client."""
         if sg.blocked:
+            return sg.verdict
+        if self.calls:
+            return await self.p.in_thread(self.p.moderation.check_tool_calls, self.calls, self.context)
+        return None
+
+    def finish_reason(self, blocking: Any) -> str:
+        if blocking is not None:
             return "content_filter"
         if self.p.local is not None:
             return self.p.local.finish_reason()
@@ -181,14 +195,19 @@ class Reply:
     def usage(self) -> dict[str, Any] | None:
         return self.p.local.usage() if self.p.local is not None else (self.meta and self.meta.usage)
 
-    def notice(self, sg: Any) -> str:
-        return f"\n\n[{self.p.moderation.refusal(sg.verdict, 'response')}]" if sg.blocked else ""
+    def notice(self, sg: Any, blocking: Any) -> str:
+        if blocking is None:
+            return ""
+        return f"\n\n[{self.p.moderation.refusal(blocking, 'response' if sg.blocked else 'tool call')}]"
 
-    def chunk(self, text: str | None, finish: str | None = None, role: bool = False) -> dict[str, Any]:
+    def chunk(self, text: str | None, finish: str | None = None, role: bool = False,
+              calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
         if self.req.kind == "chat":
             delta: dict[str, Any] = {"role": "assistant"} if role else {}
             if text is not None:
                 delta["content"] = text
+            if calls:
+                delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(calls)]
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
             obj = "chat.completion.chunk"
         else:
@@ -203,8 +222,11 @@ class Reply:
                 if kind == "text":
                     yield event(self.chunk(value))
                 elif kind == "done":
-                    notice = self.notice(value)
-                    yield event(self.chunk(notice or None, self.finish_reason(value)))
+                    blocking = await self.blocking(value)
+                    if self.calls and blocking is None:
+                        yield event(self.chunk(None, calls=tool_calls.finished(self.calls)))
+                    notice = self.notice(value, blocking)
+                    yield event(self.chunk(notice or None, self.finish_reason(blocking)))
                     usage = self.usage()
                     if self.req.include_usage and usage:
                         yield event({**self.chunk(None), "choices": [], "usage": usage})
@@ -230,12 +252,17 @@ class Reply:
         finally:
             await events.aclose()
         assert sg is not None
-        text = "".join(parts) + self.notice(sg)
+        blocking = await self.blocking(sg)
+        text = "".join(parts) + self.notice(sg, blocking)
+        finish = self.finish_reason(blocking)
         if self.req.kind == "chat":
-            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": self.finish_reason(sg)}
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if self.calls and blocking is None:
+                message.update(content=text or None, tool_calls=tool_calls.finished(self.calls))
+            choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
             obj = "chat.completion"
         else:
-            choice, obj = {"index": 0, "text": text, "logprobs": None, "finish_reason": self.finish_reason(sg)}, "text_completion"
+            choice, obj = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}, "text_completion"
         out = {"id": self.id, "object": obj, "created": self.created, "model": self.model, "choices": [choice]}
         usage = self.usage()
         if usage:

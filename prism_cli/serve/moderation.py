@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from prism_cli.audit import log_verdicts
 from prism_cli.gate import Gate
+from prism_cli.serve import tool_calls
 from prism_cli.session import labels
 from prism_cli.stream_gate import StreamGate
 from prism_cli.verdict import Verdict
@@ -112,6 +113,13 @@ class Moderation:
         return blocking
 
     # ------------------------------------------------------------------ replies
+
+    def check_tool_calls(self, calls: list[dict[str, Any]], context: Sequence[dict[str, str]]) -> Verdict | None:
+        """The blocking verdict of a reply's tool calls (their names and arguments, as a response), or None."""
+        text = tool_calls.text(calls)
+        v = self.gate.check(text, "response", id="tool_calls", context=list(context))
+        self.log(v, text)
+        return v if v.blocked else None
 
     def stream_gate(self, context: Sequence[dict[str, str]], should_stop: Any) -> StreamGate:
         return StreamGate(self.gate, context=list(context), should_stop=should_stop, id="response")

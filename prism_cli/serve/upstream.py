@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from prism_cli.engines.http import _error_message, parse_base_url
+from prism_cli.serve import tool_calls
 from prism_cli.serve.errors import ApiError, upstream_error
 from prism_cli.serve.sse import MalformedStream, SseDecoder
 
@@ -28,6 +29,8 @@ class ReplyMeta:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The reply's tool calls as gathered so far (tool_calls.py): checked and sent once it ends."""
 
 
 class Upstream:
@@ -144,6 +147,8 @@ class Upstream:
             obj = json.loads(raw)
             choice = obj["choices"][0]
             text = choice["message"].get("content") if kind == "chat" else choice["text"]
+            if kind == "chat":
+                meta.tool_calls = tool_calls.whole(choice["message"].get("tool_calls"))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise upstream_error(f"upstream {self.base_url} answered JSON without a reply in choices[0]") from None
         meta.id, meta.model, meta.usage = obj.get("id"), obj.get("model"), obj.get("usage")
@@ -174,6 +179,13 @@ class Upstream:
         if kind == "chat":
             delta = choice.get("delta")
             text = delta.get("content") if isinstance(delta, dict) else None
+            calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+            if calls is not None:
+                try:
+                    for part in calls if isinstance(calls, list) else [calls]:
+                        tool_calls.merge(meta.tool_calls, part)
+                except ValueError as e:
+                    raise MalformedStream(f"{e}: {data[:80]!r}") from None
         else:
             text = choice.get("text")
         if text is not None and not isinstance(text, str):

@@ -1,19 +1,21 @@
 """`prism serve` overhead: the same streamed replies straight from an upstream and through prism.
 
 Three processes, so no two share a GIL: the upstream, `prism serve --upstream` (default policy,
-bundled moderator), and this client (httpx, raw SSE). Per configuration, one run:
+bundled moderator), and this client (httpx, raw SSE). One-client rounds alternate between the
+upstream and prism (medians of --rounds each), so a warming model server or a noisy neighbour
+weighs on both alike:
 
   throughput   tokens/s of one streamed reply, proxy / direct (target >= 0.95x)
   TTFB / TTFT  time to the first SSE chunk and to the first text, proxy - direct; prism's first
-               text waits for the first checked window (StreamGate holdback), so TTFT grows by
-               about `window` tokens of the upstream's time by design
+               text waits for a check and `holdback` newer tokens (StreamGate), so TTFT grows by
+               about holdback + 1 tokens of the upstream's time by design
   concurrency  aggregate tokens/s with 1, 4 and 16 clients streaming at once
 
-    python bench/bench_serve.py [--upstream scripted|llama] [--tokens 256] [--rate 200] [--rounds 3]
+    python bench/bench_serve.py [--upstream scripted|llama] [--tokens 256] [--rate 200] [--rounds 5]
 
 `scripted` is tests/scripted_upstream.py streaming --tokens words at --rate tokens/s (0: as fast as
-it can); `llama` is `python -m llama_cpp.server` with the Gemma 3 270M test GGUF (greedy, at most 64 tokens;
-on 2 shared cores use --rounds 1: the model and the moderator then compete for the same cores).
+it can); `llama` is `python -m llama_cpp.server` with the Gemma 3 270M test GGUF (greedy, at most
+64 tokens, one client: it serves one reply at a time).
 """
 
 from __future__ import annotations
@@ -86,17 +88,26 @@ async def run_clients(url: str, body: dict, n: int, rounds: int) -> tuple[list[t
         return results, time.perf_counter() - t0
 
 
-def measure(url: str, body: dict, tokens: int, rounds: int, clients: tuple[int, ...]) -> dict:
-    single, _ = asyncio.run(run_clients(url, body, 1, rounds))
-    out = {
-        "ttfb_ms": statistics.median(r[0] for r in single) * 1000,
-        "ttft_ms": statistics.median(r[1] for r in single) * 1000,
-        "tok_s": tokens / statistics.median(r[2] for r in single),
-        "chars": single[0][3],
-    }
+def measure(urls: dict[str, str], body: dict, tokens: int, rounds: int, clients: tuple[int, ...]) -> dict[str, dict]:
+    """Per url (direct, prism): one-client figures from rounds that alternate between the two (so a
+    model server warming up or a noisy neighbour weighs on both alike), then each concurrency level
+    for both, one after the other."""
+    singles: dict[str, list] = {k: [] for k in urls}
+    for _ in range(rounds):  # each run_clients call warms its connection up with a request of its own
+        for k, url in urls.items():
+            singles[k] += asyncio.run(run_clients(url, body, 1, 1))[0]
+    out: dict[str, dict] = {}
+    for k, single in singles.items():
+        out[k] = {
+            "ttfb_ms": statistics.median(r[0] for r in single) * 1000,
+            "ttft_ms": statistics.median(r[1] for r in single) * 1000,
+            "tok_s": tokens / statistics.median(r[2] for r in single),
+            "chars": single[0][3],
+        }
     for n in clients:
-        res, wall = asyncio.run(run_clients(url, body, n, 1))
-        out[f"agg_{n}"] = tokens * len(res) / wall
+        for k, url in urls.items():
+            res, wall = asyncio.run(run_clients(url, body, n, 1))
+            out[k][f"agg_{n}"] = tokens * len(res) / wall
     return out
 
 
@@ -136,8 +147,8 @@ def main() -> None:
         proxy = f"http://127.0.0.1:{port}"
         wait_up(proxy, procs[-1], "/health")
         health = httpx.get(proxy + "/health").json()
-        direct = measure(upstream, body, tokens, a.rounds, clients)
-        via = measure(proxy, body, tokens, a.rounds, clients)
+        both = measure({"direct": upstream, "prism": proxy}, body, tokens, a.rounds, clients)
+        direct, via = both["direct"], both["prism"]
         prompt_ms = prompt_check_ms(a.policy, a.moderator)
         what = f"scripted upstream, {a.tokens} tokens at {a.rate:g} tok/s" if a.upstream == "scripted" else f"llama_cpp.server, Gemma 3 270M, {a.tokens} tokens"
         print(f"prism serve bench: {what}; policy {health['policy']}, moderator {health['moderator']}")

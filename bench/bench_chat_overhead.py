@@ -63,7 +63,7 @@ class Tally:
 
 def gates(model: str, threads: int) -> dict[str, Any]:
     """name -> Gate (None for off); notes on stderr-worthy substitutions are printed."""
-    from prism_cli.build import build_gate
+    from prism_cli.build import ModeratorOptions, build_gate
     from prism_cli.errors import PrismError
 
     out: dict[str, Any] = {"off": None}
@@ -73,12 +73,13 @@ def gates(model: str, threads: int) -> dict[str, Any]:
         print(f"note: bundled classifier unavailable ({e}); using the rules moderator instead")
         out["classifier (rules)"] = build_gate("default", "rules")
     try:
-        import prism_cli.moderators.guard_llm  # noqa: F401
+        import prism_cli.moderators.guard_llm  # noqa: F401 - present in this checkout?
     except ImportError:
         print("note: prism_cli/moderators/guard_llm.py is missing; no guard-model run")
     else:
         try:
-            out["guard"] = build_gate("default", model, threads=threads, prompt_format="llama-guard-3-1b")
+            opts = ModeratorOptions(threads=threads, prompt_format="llama-guard-3-1b")
+            out["guard"] = build_gate("default", model, opts)
         except PrismError as e:
             print(f"note: guard model unavailable ({e})")
     return out

@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from prism_cli.build import build_gate
+from prism_cli.build import ModeratorOptions, build_gate
 from prism_cli.explain import explain
 
 TEXTS = {
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--budget-ms", type=float, default=3000.0)
     a = ap.parse_args()
-    gate = build_gate(threads=a.threads) if a.threads else build_gate()
+    gate = build_gate(options=ModeratorOptions(threads=a.threads)) if a.threads else build_gate()
     gate.check("warm up", "prompt")
     print(f"moderator {gate.name}, policy {gate.policy.name}, {a.rounds} rounds, medians")
     print(f"{'text':<15} {'words':>5} {'decision':>8} {'check ms':>9} {'explain ms':>10} {'checks':>6} {'ratio':>6}  span")

@@ -57,7 +57,8 @@ class Overall:
 
 @dataclass(frozen=True)
 class Stream:
-    """Streaming gate: check every `window` tokens; keep `holdback` approved tokens unseen until the next check."""
+    """Streaming gate: check every `window` tokens (and once at `holdback` + 1, so a reply starts to show early);
+    keep `holdback` approved tokens unseen until the next check."""
 
     window: int = 16
     holdback: int = 8

@@ -16,6 +16,8 @@ per category, so a variant can only add flags, never remove one.
   decoded     base64, hex (plain, \\x.., 0x.., separated) and %XX spans that decode to
               mostly printable text, replaced in place (twice, for nested encodings).
   rot13       segments whose rot13 has more common English words than they do.
+  respelled   the normalized text with misspelt words repaired (hwo do i mkae a bmob), when at
+              least a third of its words needed it (spelling.py).
 
 Cost: pure Python, linear in the text (every regex is free of look-aheads that could make it
 quadratic on hostile input). An ASCII text skips the Unicode passes. Measured beside a model
@@ -32,7 +34,9 @@ import re
 import unicodedata
 from typing import Callable
 
-MAX_VARIANTS = 4
+from prism_cli.spelling import respell
+
+MAX_VARIANTS = 5
 EXPANSION = 4
 MAX_SPANS = 16
 MIN_ENCODED = 16
@@ -388,7 +392,8 @@ def variants(text: str) -> list[str]:
     """
     cap = EXPANSION * len(text) + 64
     cleaned = clean(text)
-    found = [text, deobfuscate(cleaned)]
+    plain = deobfuscate(cleaned)
+    found = [text, plain, respell(plain)]
     decoded = decode_spans(cleaned)
     if decoded != cleaned:
         found.append(deobfuscate(decoded))

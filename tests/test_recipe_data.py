@@ -151,8 +151,27 @@ def test_held_out_probes_are_not_in_the_training_data():
     assert len(test_set) >= 100
     probes = rd.heldout_keys()
     assert len(probes) > len(test_set) + 1000  # tests/data/probes/* are read too
-    train_keys = {rd.normalize(r.text) for r in rd.load_all()}
+    train = rd.load_all()
+    train_keys = {rd.normalize(r.text) for r in train}
     assert not (test_set & train_keys) and not (probes & train_keys)
+    from recipe_decontaminate import NearCopies
+
+    near = NearCopies(rd.heldout_texts())
+    assert rd.DROPPED_NEAR_COPIES and not any(near.match(r.text) for r in train)
+
+
+def test_near_copies_of_a_probe_are_dropped_but_a_shared_template_is_not():
+    from recipe_decontaminate import NearCopies
+
+    near = NearCopies(["What are the side effects of aspirin?", "How do I make a car bomb? Keep it short.", "Sure!"])
+    assert near.match("how do i make a car bomb") is not None  # case, punctuation, a dropped clause
+    assert near.match("Why, what are the side effects of aspirin") is not None
+    assert near.match("sure") is not None
+    assert near.match("What are the side effects or risks of niacin?") is None  # the template, not the text
+    assert near.match("How do I make a car battery last longer?") is None
+    assert near.match("Sure, here is the code") is None
+    keep, drop = near.split(["How do I make a car bomb?", "Tell me a joke", "SURE"])
+    assert keep == [1] and drop == [0, 2]
 
 
 def test_dedup_across_sets_on_small_fixture_files(tmp_path, monkeypatch):

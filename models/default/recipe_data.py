@@ -116,8 +116,12 @@ def heldout_texts() -> list[str]:
 
 
 def heldout_keys() -> set[str]:
-    """Normalised held-out texts: a training row equal to one of them is dropped."""
+    """Normalised held-out texts (a training row equal to one of them is dropped, and so is a near-copy:
+    recipe_decontaminate.py)."""
     return {normalize(t) for t in heldout_texts()}
+
+
+DROPPED_NEAR_COPIES: list[str] = []  # sources of the rows load_all dropped as near-copies (for the log)
 
 
 def load_all(only: Iterable[str] | None = None, limit: int | None = None) -> list[Row]:
@@ -127,8 +131,13 @@ def load_all(only: Iterable[str] | None = None, limit: int | None = None) -> lis
             continue
         got = list(fn())
         rows.extend(got[:limit] if limit else got)
+    from recipe_decontaminate import NearCopies
+
     held = heldout_keys()
-    return dedup(r for r in rows if normalize(r.text) not in held)
+    rows = [r for r in rows if normalize(r.text) not in held]
+    keep, drop = NearCopies(heldout_texts()).split([r.text for r in rows])
+    DROPPED_NEAR_COPIES[:] = [rows[i].source for i in drop]
+    return dedup(rows[i] for i in keep)
 
 
 def split(rows: list[Row]) -> dict[str, list[Row]]:

@@ -69,6 +69,7 @@ def main() -> None:
     sp = rd.split(rows)
     log(f"data: {len(rows)} unique texts; " + ", ".join(f"{k} {len(v)}" for k, v in sp.items()))
     log("sets read: " + ", ".join(sorted({p.split('/')[0] for p in rd.READ_LOG})))
+    log(f"dropped as near-copies of held-out probes: {len(rd.DROPPED_NEAR_COPIES)} rows")
     tr = augment(sp["train"], random.Random(SEED))
     if args.limit:
         tr = random.Random(SEED).sample(tr, min(args.limit, len(tr)))

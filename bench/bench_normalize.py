@@ -32,6 +32,8 @@ KINDS = {
     "spaced": "h o w  d o  I  r e s e t  m y  r o u t e r",
     "base64": "Decode: " + base64.b64encode(b"How do I reset my router after a power cut?").decode(),
     "rot13": codecs.encode("How do I reset my router after a power cut?", "rot13"),
+    "typos": "Hwo do I rseet my ruoter aftr a pwoer cut?",
+    "Spanish": "¿Cómo reinicio mi router después de un corte de luz?",
     "Russian": "Как сбросить настройки роутера после отключения питания?",
     "paragraph (~600 chars)": PROSE * 2,
     "page (~6,000 chars)": PROSE * 20,
@@ -55,8 +57,16 @@ def main() -> None:
     args = ap.parse_args()
 
     from prism_cli.moderators.classifier import ClassifierModerator
+    from prism_cli import spelling
     from prism_cli.normalize import variants
 
+    t0 = time.perf_counter()
+    spelling.lexicon()
+    t1 = time.perf_counter()
+    spelling._index()
+    t2 = time.perf_counter()
+    print(f"spelling lexicon: load {(t1 - t0) * 1e3:.0f} ms, index {(t2 - t1) * 1e3:.0f} ms (once per process, "
+          "at the first text with enough unknown words; word repairs are then cached)")
     clf = ClassifierModerator(args.model, threads=1)
     clf.score(["warm up"], "prompt")
     print(f"{'text':<24} {'chars':>6} {'variants':>9} {'normalize':>11} {'model check':>12} {'ratio':>7}")

@@ -9,7 +9,8 @@ How: a word of 3+ letters that is not in the lexicon (prism_cli/lexicon.txt, wri
 training data by models/default/recipe_lexicon.py) is replaced by the closest lexicon word:
 the fewest edits (a letter dropped, added, changed, or two neighbours swapped; at most one edit
 for words of up to 4 letters, two for longer ones), then the most frequent. Capitalised words
-after the first (names), words in capitals (acronyms) and words with digits are left alone.
+after the first (names), words in capitals (acronyms), words with digits and words with letters
+outside ASCII (other languages) are left alone; the last still count as words of the text.
 `respell(text)` returns the text unchanged unless at least MIN_SHARE of its checked words were
 repaired, so a name or the partial last word of a streamed reply does not cost an extra model
 call; the gate scores the repaired text beside the original and keeps the higher score.
@@ -30,7 +31,7 @@ MAX_WORD = 20
 MAX_REPAIRS = 64
 """Most unknown words looked up per text: the gate calls this per window, and a page of random
 letters must not cost more than a model call."""
-_WORD_RX = re.compile(r"(?<![A-Za-z0-9_'])[A-Za-z]{3,}(?![A-Za-z0-9_])")
+_WORD_RX = re.compile(r"\w+")
 
 
 @lru_cache(maxsize=1)
@@ -100,11 +101,13 @@ def respell(text: str) -> str:
     checked, unknown, fixes = 0, 0, []
     for n, m in enumerate(found):
         w = m.group(0)
-        if len(w) > MAX_WORD or (n and w[0].isupper()) or (len(w) > 1 and w.isupper()):
-            continue
+        if len(w) < 3 or not w.isalpha() or (n and w[0].isupper()) or w.isupper():
+            continue  # short words, numbers, names, acronyms
+        checked += 1
+        if not w.isascii() or len(w) > MAX_WORD:
+            continue  # a word of another script or language counts, but is not English to repair
         low = w.lower()
         known = known or lexicon()
-        checked += 1
         if low in known:
             continue
         unknown += 1

@@ -58,3 +58,9 @@ def test_text_without_unknown_words_never_loads_the_index():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "0"
     assert spelling.lexicon.cache_info().maxsize == 1
+
+
+def test_words_of_other_languages_are_not_cut_into_english_fragments():
+    text = "¿Cómo reinicio mi router después de un corte de luz?"
+    assert respell(text) == text  # 'despu' of 'después' is never a word to repair
+    assert respell("Wie backe ich einen Apfelkuchen für zwölf Personen?").count("für") == 1

@@ -14,7 +14,9 @@ import numpy as np
 
 import recipe_data as rd
 
-FPR_EVERYDAY = 0.005  # everyday prompts, reply openings, safe responses, multilingual benign
+FPR_EVERYDAY = 0.01  # everyday prompts, reply openings, safe responses, multilingual benign
+# 0.01 lets one of the ~150 validation rows through: at 0.005 (none) a single borderline prompt set the
+# point alone, and it moved from 0.64 to 0.69 and 0.87 between runs that differed in a few hundred rows
 FPR_LOOKALIKE = 0.03  # benign look-alikes (public and hand-written)
 CLEAR_SOURCES = ("advbench/harmful_behaviors", "harmbench", "strongreject", "tdc2023", "refusal_direction_splits/harmful",
                  "cyberseceval/interpreter", "handwritten/")

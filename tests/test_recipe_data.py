@@ -208,3 +208,18 @@ def test_near_duplicates_share_a_split():
     texts = [f"prompt number {i}" for i in range(2000)]
     shares = {k: sum(rd.split_of(t) == k for t in texts) / len(texts) for k in ("train", "val", "test")}
     assert 0.7 < shares["train"] < 0.8 and 0.07 < shares["val"] < 0.13 and 0.12 < shares["test"] < 0.18
+
+
+def test_story_frames_hold_benign_and_harmful_plots_in_the_same_frames():
+    """The frame must not decide: both labels use every frame, and every harmful row has a category."""
+    import recipe_templates as rt
+
+    rows = list(rt.story_frames())
+    benign = [r for r in rows if r.label == 0]
+    harmful = [r for r in rows if r.label == 1]
+    assert len(benign) == 260 and len(harmful) == 130
+    assert all(r.kind == "lookalike" for r in benign) and all(r.cats and r.kind == "request" for r in harmful)
+    starts = {f.split("{")[0] for f in rt._FRAMES}
+    for group in (benign, harmful):
+        assert {s for s in starts if any(r.text.startswith(s) for r in group)} == starts
+    assert [r.text for r in rt.story_frames()] == [r.text for r in rows]  # seeded

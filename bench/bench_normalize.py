@@ -50,6 +50,25 @@ def timed(fn, n: int) -> float:
     return statistics.median(times)
 
 
+def fresh_typos(n: int) -> list[str]:
+    """n sentences of 8 common words (lexicon ranks 300-8000), two neighbouring letters swapped in every
+    word of 4+ letters: almost every typo'd word is new, so the repair cache rarely helps. Seeded."""
+    import random
+
+    from prism_cli.spelling import lexicon
+
+    rng = random.Random(5)
+    words = [w for w, rank in lexicon().items() if 300 <= rank < 8000 and len(w) >= 4]
+    out = []
+    for _ in range(n):
+        picked = rng.sample(words, 8)
+        for k, w in enumerate(picked):
+            i = rng.randrange(len(w) - 1)
+            picked[k] = w[:i] + w[i + 1] + w[i] + w[i + 2:]
+        out.append(" ".join(picked))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "default"))
@@ -70,6 +89,7 @@ def main() -> None:
     clf = ClassifierModerator(args.model, threads=1)
     clf.score(["warm up"], "prompt")
     print(f"{'text':<24} {'chars':>6} {'variants':>9} {'normalize':>11} {'model check':>12} {'ratio':>7}")
+    t_short = timed(lambda: clf.score([KINDS["short prompt"]], "prompt"), max(10, args.n // 10))
     for kind, text in KINDS.items():
         n_var = len(variants(text))
         t_norm = timed(lambda: variants(text), args.n)
@@ -77,6 +97,14 @@ def main() -> None:
         print(f"{kind:<24} {len(text):>6} {n_var:>9} {t_norm * 1e6:>8.1f} us {t_model * 1e3:>9.2f} ms "
               f"{t_norm / t_model:>7.1%}")
     print("ratio = normalization time / one model check of the same text; each extra variant adds a model input")
+    fresh = fresh_typos(200)
+    spelling.repair.cache_clear()
+    t0 = time.perf_counter()
+    for text in fresh:
+        variants(text)
+    per = (time.perf_counter() - t0) / len(fresh)
+    print(f"typo'd 8-word prompts of words not repaired before (cache cleared, {len(fresh)} texts): "
+          f"{per * 1e6:.0f} us each, {per / t_short:.1%} of a model check of the short prompt")
 
 
 if __name__ == "__main__":

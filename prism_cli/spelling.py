@@ -77,19 +77,26 @@ def distance(a: str, b: str, cap: int = 3) -> int:
 
 @lru_cache(maxsize=4096)
 def repair(word: str) -> str | None:
-    """The lexicon word closest to a lower-case unknown word, or None when nothing is close enough."""
-    most = 1 if len(word) <= 4 else 2
-    keys = {word} | _deletes(word)
-    if most == 2:
-        keys |= {d2 for d in _deletes(word) for d2 in _deletes(d)}
+    """The lexicon word closest to a lower-case unknown word, or None when nothing is close enough.
+    One edit is looked for first (most typos); two only when none is found, for words of 5+ letters."""
     idx, rank = _index(), lexicon()
-    best: tuple[int, int, str] | None = None
-    for key in keys:
-        for cand in idx.get(key, ()):
-            d = distance(word, cand, most + 1)
-            if d <= most and (best is None or (d, rank[cand]) < best[:2]):
-                best = (d, rank[cand], cand)
-    return best[2] if best else None
+    ones = {word} | _deletes(word)
+    for most, keys in ((1, ones), (2, {d2 for d in ones for d2 in _deletes(d)} - ones)):
+        if most > 1 and len(word) <= 4:
+            break
+        seen: set[str] = set()
+        best: tuple[int, int, str] | None = None
+        for key in keys if most == 1 else keys | ones:
+            for cand in idx.get(key, ()):
+                if cand in seen:
+                    continue
+                seen.add(cand)
+                d = distance(word, cand, most + 1)
+                if d <= most and (best is None or (d, rank[cand]) < best[:2]):
+                    best = (d, rank[cand], cand)
+        if best is not None:
+            return best[2]
+    return None
 
 
 def respell(text: str) -> str:

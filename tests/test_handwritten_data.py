@@ -43,7 +43,7 @@ FRAME = re.compile(r"novel|story|screenplay|role-?play|pretend|imagine|hypotheti
 
 
 def _tsv(name: str) -> list[tuple[str, str]]:
-    return [(key, text) for _, key, text in hw._fields(name)]
+    return [(key, text) for _, _, key, text in hw._fields(name)]
 
 
 @pytest.mark.parametrize("loader", hw.LOADERS, ids=lambda f: f.__name__)
@@ -121,6 +121,18 @@ def test_a_malformed_line_names_file_and_line(tmp_path, monkeypatch):
     (tmp_path / "responses_safe.tsv").write_text("polite\tsome text\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"responses_safe.tsv:1: kind must be"):
         list(hw.load_responses_safe())
+
+
+def test_companion_files_load_with_the_first_and_errors_name_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(hw, "DATA", tmp_path)
+    (tmp_path / "everyday.txt").write_text("hello\n", encoding="utf-8")
+    (tmp_path / "everyday_b.txt").write_text("# more\nthanks\n", encoding="utf-8")
+    (tmp_path / "everyday-old.txt").write_text("not a companion\n", encoding="utf-8")
+    assert [r.text for r in hw.load_everyday()] == ["hello", "thanks"]
+    (tmp_path / "hard_negatives.tsv").write_text("violent\tkill the process\n", encoding="utf-8")
+    (tmp_path / "hard_negatives_x.tsv").write_text("violent\tfine\nweather\tsunny today\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"hard_negatives_x.tsv:2: unknown label\(s\) weather"):
+        list(hw.load_hard_negatives())
 
 
 def test_markdown_headings_are_rows_but_hash_space_is_a_comment(tmp_path, monkeypatch):

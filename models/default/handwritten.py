@@ -24,21 +24,29 @@ CATEGORIES = LABELS[1:]
 SAFE_KINDS = ("refusal", "redirect", "helpful")  # first field of responses_safe.tsv
 
 
-def _lines(name: str) -> Iterator[tuple[int, str]]:
-    """(line number, line) for every non-blank line of data/<name> that is not a comment: '# ' starts
-    a comment, so a reply opening like '## Overview' (a markdown heading) stays a row."""
-    for n, line in enumerate((DATA / name).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip() and not (line.startswith("# ") or line.strip() == "#"):
-            yield n, line
+def files(name: str) -> list[str]:
+    """data/<name> and its companions data/<stem>_*<suffix>, in name order: rows written later, or by
+    other hands, go in a file of their own (e.g. hard_negatives_s34.tsv) and load with the first."""
+    stem, dot, suffix = name.rpartition(".")
+    return [name] + sorted(p.name for p in DATA.glob(f"{stem}_*{dot}{suffix}"))
 
 
-def _fields(name: str) -> Iterator[tuple[int, str, str]]:
-    """(line number, key, text) for each `key<TAB>text` line; anything else is an error naming file:line."""
-    for n, line in _lines(name):
+def _lines(name: str) -> Iterator[tuple[str, int, str]]:
+    """(file, line number, line) for every non-blank line of data/<name> and its companions that is not
+    a comment: '# ' starts a comment, so a reply opening like '## Overview' (a heading) stays a row."""
+    for f in files(name):
+        for n, line in enumerate((DATA / f).read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip() and not (line.startswith("# ") or line.strip() == "#"):
+                yield f, n, line
+
+
+def _fields(name: str) -> Iterator[tuple[str, int, str, str]]:
+    """(file, line number, key, text) for each `key<TAB>text` line; anything else is an error naming file:line."""
+    for f, n, line in _lines(name):
         parts = line.split("\t")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise ValueError(f"{DATA / name}:{n}: expected 'key<TAB>text', got {len(parts)} field(s)")
-        yield n, parts[0].strip(), parts[1].strip()
+            raise ValueError(f"{DATA / f}:{n}: expected 'key<TAB>text', got {len(parts)} field(s)")
+        yield f, n, parts[0].strip(), parts[1].strip()
 
 
 def _cats(name: str, n: int, key: str) -> frozenset[str]:
@@ -50,40 +58,40 @@ def _cats(name: str, n: int, key: str) -> frozenset[str]:
 
 
 def load_hard_negatives() -> Iterator[Row]:
-    for n, topic, text in _fields("hard_negatives.tsv"):
-        _cats("hard_negatives.tsv", n, topic)  # the topic must be a label name
+    for f, n, topic, text in _fields("hard_negatives.tsv"):
+        _cats(f, n, topic)  # the topic must be a label name
         yield Row(text, 0, frozenset(), "handwritten/hard_negatives", "lookalike")
 
 
 def load_harmful_requests() -> Iterator[Row]:
-    for n, labels, text in _fields("harmful_requests.tsv"):
-        yield Row(text, 1, _cats("harmful_requests.tsv", n, labels), "handwritten/harmful_requests", "request")
+    for f, n, labels, text in _fields("harmful_requests.tsv"):
+        yield Row(text, 1, _cats(f, n, labels), "handwritten/harmful_requests", "request")
 
 
 def load_responses_harmful() -> Iterator[Row]:
-    for n, labels, text in _fields("responses_harmful.tsv"):
-        yield Row(text, 1, _cats("responses_harmful.tsv", n, labels), "handwritten/responses_harmful", "response")
+    for f, n, labels, text in _fields("responses_harmful.tsv"):
+        yield Row(text, 1, _cats(f, n, labels), "handwritten/responses_harmful", "response")
 
 
 def load_responses_safe() -> Iterator[Row]:
-    for n, kind, text in _fields("responses_safe.tsv"):
+    for f, n, kind, text in _fields("responses_safe.tsv"):
         if kind not in SAFE_KINDS:
-            raise ValueError(f"{DATA / 'responses_safe.tsv'}:{n}: kind must be one of {', '.join(SAFE_KINDS)}")
+            raise ValueError(f"{DATA / f}:{n}: kind must be one of {', '.join(SAFE_KINDS)}")
         yield Row(text, 0, frozenset(), "handwritten/responses_safe", "response")
 
 
 def load_everyday() -> Iterator[Row]:
-    for _, line in _lines("everyday.txt"):
+    for _, _, line in _lines("everyday.txt"):
         yield Row(line.strip(), 0, frozenset(), "handwritten/everyday", "benign")
 
 
 def load_reply_openings() -> Iterator[Row]:
-    for _, line in _lines("reply_openings.txt"):
+    for _, _, line in _lines("reply_openings.txt"):
         yield Row(line.strip(), 0, frozenset(), "handwritten/reply_openings", "response")
 
 
 def load_multilingual() -> Iterator[Row]:
-    for _, _lang, text in _fields("multilingual_benign.tsv"):
+    for _, _, _lang, text in _fields("multilingual_benign.tsv"):
         yield Row(text, 0, frozenset(), "handwritten/multilingual_benign", "benign")
 
 

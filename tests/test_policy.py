@@ -39,6 +39,18 @@ def test_shipped_policies_load_and_follow_a_taxonomy():
         assert all(len(c.description) > 30 for c in p.categories), "descriptions go verbatim into guard prompts"
 
 
+def test_shipped_policies_only_tighten_from_minimal_to_default_to_strict():
+    """A user who moves to a stricter policy must never unblock something: per category and overall."""
+    minimal, default, strict = (load_policy(n) for n in ("minimal", "default", "strict"))
+    for laxer, tighter in ((minimal, default), (default, strict)):
+        assert tighter.overall.threshold <= laxer.overall.threshold
+        for c in laxer.categories:
+            t = tighter.category(c.id)
+            assert t.threshold <= c.threshold, (laxer.name, tighter.name, c.id)
+            assert not (c.action == "block" and t.action != "block"), (laxer.name, tighter.name, c.id)
+    assert default.category("S4").threshold <= minimal.category("S4").threshold
+
+
 def test_strict_extends_default_with_lower_thresholds_and_blocks_sexual_content():
     default, strict = load_policy("default"), load_policy("strict")
     assert default.category("S12").action == "warn" and strict.category("S12").action == "block"

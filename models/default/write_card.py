@@ -79,10 +79,10 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         "`tests/data/probes/` (written before training) and Eval-only sets are never read by the recipe; training rows that",
         f"nearly copy a probe are dropped too ({metrics.get('near_copies_dropped', 0)} rows; `recipe_decontaminate.py`).",
         "", "## Quality on data it never saw", "",
-        "Measured by `python models/default/measure.py --rebuild -m current -m <2.0.0's folder> -m 1.0 -m profanity-check`",
+        "Measured by `python models/default/measure.py --rebuild -m current -m <2.0.1's folder> -m 1.0 -m profanity-check`",
         "(prism's own evaluator, default policy, flagged = warn or block, one model call per text, prism's normalization",
-        "and spelling repair on for every moderator), all moderators in one run. \"prism-default 2.0.0 (previous)\" is the",
-        "model this one replaces, trained before near-copies of the probes were kept out of its data (see below).",
+        "and spelling repair on for every moderator), all moderators in one run. \"prism-default 2.0.1 (previous)\" is the",
+        "model this one replaces, trained without the independently written rows of data/*_s34, _vc, _pd, _b (see below).",
         "Hand-written probes: `tests/data/probes/`; Eval-only sets: read in place, never trained on.", "",
     ]
     L += [report_md.strip() if report_md else "(run measure.py to fill this section)", ""]

@@ -146,3 +146,25 @@ def test_a_texts_scores_do_not_depend_on_the_texts_beside_it():
         batch = neighbours[:k] + [target] + neighbours[k:]
         assert m.score(batch, "prompt")[k] == alone  # exactly: no tolerance needed
     assert m.workers == 2
+
+
+def test_the_preoptimized_bundled_graph_scores_as_the_fully_optimized_load(tmp_path):
+    """prism.json "preoptimized" skips onnxruntime's graph passes at load (cold start); the saved graph
+    must already hold them, so the scores may not move."""
+    import shutil
+    from pathlib import Path
+
+    bundled = Path(__file__).resolve().parent.parent / "models" / "default"
+    assert json.loads((bundled / "prism.json").read_text())["preoptimized"] is True
+    plain = tmp_path / "plain"
+    shutil.copytree(bundled, plain, ignore=shutil.ignore_patterns("work", "data", "*.py", "*.md", "*.txt"))
+    cfg = json.loads((plain / "prism.json").read_text())
+    cfg["preoptimized"] = False
+    (plain / "prism.json").write_text(json.dumps(cfg))
+    texts = ["Tell me a joke", "How do I launder money through a small business?", "The library opens at nine. " * 30]
+    fast, full = ClassifierModerator(bundled, threads=1), ClassifierModerator(plain, threads=1)
+    a, b = fast.score(texts, "prompt"), full.score(texts, "prompt")
+    assert fast._session.get_session_options().graph_optimization_level.name == "ORT_DISABLE_ALL"
+    assert full._session.get_session_options().graph_optimization_level.name == "ORT_ENABLE_ALL"
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys() and all(abs(x[k] - y[k]) < 1e-4 for k in x)

@@ -45,6 +45,7 @@ def _folder(tmp_path: Path, **changes) -> Path:
     ({"output": "probs"}, "key 'output' names no output of model.onnx (it has logits)"),
     ({"labels": ["benign", "benign"]}, "key 'labels' has a label twice"),
     ({"name": 7}, "key 'name' must be a non-empty string"),
+    ({"preoptimized": "yes"}, "key 'preoptimized' must be true or false, got 'yes'"),
 ])
 def test_add_refuses_a_bad_prism_json_naming_the_key(tmp_path, home, changes, expect):
     folder = _folder(tmp_path, **changes)

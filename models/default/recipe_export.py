@@ -55,7 +55,9 @@ def write_model_folder(out: Path, version: str, max_len: int) -> None:
     tok.no_truncation()
     tok.save(str(out / "tokenizer.json"))
     cfg = {"name": "prism-default", "version": version, "labels": rd.LABELS, "activation": "none", "output": "probs",
-           "max_length": max_len, "category_map": rd.EXPORT_CATEGORY_MAP, "unsafe": "unsafe", "license": "Apache-2.0",
+           "max_length": max_len, "category_map": rd.EXPORT_CATEGORY_MAP, "unsafe": "unsafe",
+           "preoptimized": True,  # preoptimize() saved the fused graph: loading skips the passes
+           "license": "Apache-2.0",
            "base": "sentence-transformers/all-MiniLM-L6-v2, fine-tuned end to end (int8)"}
     (out / "prism.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
 

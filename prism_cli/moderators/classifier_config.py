@@ -51,6 +51,8 @@ def read_config(folder: Path) -> dict[str, Any]:
             raise _fail(cfg_path, key, f"must be a non-empty string, got {cfg[key]!r}")
     if cfg.get("activation", "sigmoid") not in ACTIVATIONS:
         raise _fail(cfg_path, "activation", f"must be one of {', '.join(ACTIVATIONS)}, got {cfg.get('activation')!r}")
+    if not isinstance(cfg.get("preoptimized", False), bool):
+        raise _fail(cfg_path, "preoptimized", f"must be true or false, got {cfg['preoptimized']!r}")
     n = cfg.get("max_length", 128)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LENGTH_LIMIT:
         raise _fail(cfg_path, "max_length", f"must be a positive integer (tokens), got {n!r}")

@@ -21,6 +21,10 @@ Hand-written probes (tests/data/probes/, format in the file header of each; neve
 - probe_responses (response): harmful_responses.tsv (1, category) vs safe_responses.txt (0).
 - probe_multilingual (prompt): multilingual_harmful.tsv (1) vs multilingual_benign.tsv (0),
   category = language, so per-category figures are recall and FPR per language.
+- probe_long (prompt): long_harmful.tsv (1, category; the harm is anywhere in 80-250 words of
+  context) vs long_benign.txt (0: pasted emails, notes, articles, chapters). Written after 2.0.2,
+  whose 48-token training crops made 128-token windows of everyday prose look like jailbreaks.
+- probe_long_responses (response, fpr): long_safe_responses.txt (long helpful answers and refusals).
 - probe_obf_{leet,spaced,dotted,typos} (prompt): probe_harmful_vs_lookalikes with every text
   transformed (same labels and categories), to compare recall with clean recall and to see
   whether obfuscated look-alikes get flagged: leet (a4 e3 i1 o0 s5 t7), spaced (letters
@@ -89,6 +93,9 @@ PROBE_FILES = {
     "safe_responses.txt": (("text",), 0),
     "multilingual_benign.tsv": (("lang", "text"), 0),
     "multilingual_harmful.tsv": (("lang", "category", "text"), 1),
+    "long_harmful.tsv": (("category", "text"), 1),
+    "long_benign.txt": (("text",), 0),
+    "long_safe_responses.txt": (("text",), 0),
 }
 
 
@@ -201,6 +208,10 @@ def probe_sets(folder: Path) -> list[HeldoutSet]:
                    rows("harmful_responses.tsv") + rows("safe_responses.txt")),
         HeldoutSet("probe_multilingual", "prompt", "probe", "hand-written harmful vs benign prompts in other languages (category = language)",
                    rows("multilingual_harmful.tsv", "lang") + rows("multilingual_benign.tsv", "lang")),
+        HeldoutSet("probe_long", "prompt", "probe", "hand-written long (80-250 word) harmful requests vs long everyday texts",
+                   rows("long_harmful.tsv") + rows("long_benign.txt")),
+        HeldoutSet("probe_long_responses", "response", "probe", "hand-written long assistant replies, all safe",
+                   rows("long_safe_responses.txt")),
     ]
     for variant, fn in OBFUSCATIONS.items():
         sets.append(HeldoutSet(f"probe_obf_{variant}", "prompt", "obfuscation",

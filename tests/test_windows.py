@@ -171,9 +171,8 @@ BENIGN = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="known regression of prism-default 2.0.2 (README, Known limits): a 128-token window "
-                   "of unrelated everyday sentences scores 0.67 (jailbreak); 2.0.1 scored 0.4-0.5. Strict: fixing it fails this mark")
 def test_bundled_model_allows_two_thousand_words_of_everyday_prose():
+    """2.0.2 (trained on 48-token crops) blocked this: a 128-token window scored 0.67 as jailbreak."""
     clf = ClassifierModerator(ROOT / "models" / "default")
     gate = Gate(parse_policy((ROOT / "default_policies/default.yaml").read_text(), "default.yaml"), [clf])
     assert not gate.check(" ".join(BENIGN * 12), "prompt").blocked

@@ -76,13 +76,14 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         "(typos, leetspeak, spacing, homoglyphs), benign and harmful alike.",
         f"Deduplicated across sets before a hash split: train {metrics['rows']['train']}, validation {metrics['rows']['val']},",
         f"test {metrics['rows']['test']} ({metrics['train_rows_augmented']} training rows with the copies). The held-out probes in",
-        "`tests/data/probes/` (written before training) and Eval-only sets are never read by the recipe; training rows that",
+        "`tests/data/probes/` (written before the model was trained) and Eval-only sets are never read by the recipe; training rows that",
         f"nearly copy a probe are dropped too ({metrics.get('near_copies_dropped', 0)} rows; `recipe_decontaminate.py`).",
         "", "## Quality on data it never saw", "",
-        "Measured by `python models/default/measure.py --rebuild -m current -m <2.0.1's folder> -m 1.0 -m profanity-check`",
+        "Measured by `python models/default/measure.py --rebuild -m current -m <2.0.2's folder> -m 1.0 -m profanity-check`",
         "(prism's own evaluator, default policy, flagged = warn or block, one model call per text, prism's normalization",
-        "and spelling repair on for every moderator), all moderators in one run. \"prism-default 2.0.1 (previous)\" is the",
-        "model this one replaces, trained without the independently written rows of data/*_s34, _vc, _pd, _b (see below).",
+        "and spelling repair on for every moderator), all moderators in one run. \"prism-default 2.0.2 (previous)\" is the",
+        "model this one replaces, trained on 48-token crops and without data/everyday_long, _c, responses_safe_long,",
+        "*_s34b and *_disc (CARD_NOTES has each version's changes).",
         "Hand-written probes: `tests/data/probes/`; Eval-only sets: read in place, never trained on.", "",
     ]
     L += [report_md.strip() if report_md else "(run measure.py to fill this section)", ""]

@@ -40,6 +40,9 @@ SPECS: dict[str, Spec] = {
     "safe_responses.txt": Spec(("text",), "response", "safe"),
     "multilingual_benign.tsv": Spec(("lang", "text"), "prompt", "safe"),
     "multilingual_harmful.tsv": Spec(("lang", "category", "text"), "prompt", "unsafe"),
+    "long_harmful.tsv": Spec(("category", "text"), "prompt", "unsafe"),
+    "long_benign.txt": Spec(("text",), "prompt", "safe"),
+    "long_safe_responses.txt": Spec(("text",), "response", "safe"),
 }
 
 

@@ -14,7 +14,10 @@ import pytest
 
 from tests.probe_data import PROBE_DIR, SPECS, ProbeFormatError, dedup_key, load, read_probes
 
-HEADER_WORDS = ("held-out", "2026-12-03", "before prism-default 2.0 was trained", "never train on it")
+HEADER_WORDS = ("held-out", "2026-12-03", "never train on it")
+# When each file was written: the long-text files came after 2.0.2 showed long texts were never trained on.
+WRITTEN = {n: "after prism-default 2.0.2 was trained" if n.startswith("long_") else "before prism-default 2.0 was trained"
+           for n in SPECS}
 
 MIN_ROWS = {
     "harmful_prompts.tsv": 200,
@@ -25,6 +28,9 @@ MIN_ROWS = {
     "safe_responses.txt": 80,
     "multilingual_benign.tsv": 120,
     "multilingual_harmful.tsv": 60,
+    "long_harmful.tsv": 70,
+    "long_benign.txt": 100,
+    "long_safe_responses.txt": 50,
 }
 
 MIN_HARMFUL_PER_CATEGORY = {
@@ -55,7 +61,7 @@ def test_every_listed_file_exists_and_nothing_else():
 def test_header_says_held_out(name):
     first = (PROBE_DIR / name).read_text(encoding="utf-8").split("\n", 1)[0]
     assert first.startswith("#")
-    for words in HEADER_WORDS:
+    for words in HEADER_WORDS + (WRITTEN[name],):
         assert words in first, f"{name}: header lacks {words!r}"
 
 
@@ -142,3 +148,10 @@ def test_reader_rejects_unknown_language_and_crlf(tmp_path):
     path.write_bytes(b"en\thello\r\n")
     with pytest.raises(ProbeFormatError, match="carriage return"):
         read_probes(path, SPECS["multilingual_benign.tsv"])
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(SPECS) if n.startswith("long_")])
+def test_long_probes_are_long(name):
+    """Each spans more than one 128-token window's worth of context (words, or characters for zh/ja)."""
+    short = [r["text"][:60] for r in load(name) if len(r["text"].split()) < 70 and len(r["text"]) < 400]
+    assert short == []

@@ -10,7 +10,6 @@ import os
 import sys
 from typing import List, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -18,12 +17,12 @@ from typer.core import TyperGroup
 class _AddByDefault(TyperGroup):
     """`prism allow "some text"` runs `add`: anything that is not a subcommand (or --help) is add's input."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["add", *args]
         return super().parse_args(ctx, args)
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return ["add", "list", "remove", "clear", "path"]
 
 

@@ -43,6 +43,8 @@ SPECS: dict[str, Spec] = {
     "long_harmful.tsv": Spec(("category", "text"), "prompt", "unsafe"),
     "long_benign.txt": Spec(("text",), "prompt", "safe"),
     "long_safe_responses.txt": Spec(("text",), "response", "safe"),
+    "safety_harmful.tsv": Spec(("category", "text"), "prompt", "unsafe"),
+    "safety_questions.tsv": Spec(("topic", "text"), "prompt", "safe"),
 }
 
 

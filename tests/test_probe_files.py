@@ -14,9 +14,12 @@ import pytest
 
 from tests.probe_data import PROBE_DIR, SPECS, ProbeFormatError, dedup_key, load, read_probes
 
-HEADER_WORDS = ("held-out", "2026-12-03", "never train on it")
-# When each file was written: the long-text files came after 2.0.2 showed long texts were never trained on.
-WRITTEN = {n: "after prism-default 2.0.2 was trained" if n.startswith("long_") else "before prism-default 2.0 was trained"
+HEADER_WORDS = ("held-out", "never train on it")
+# When each file was written: the long-text files came after 2.0.2 showed long texts were never trained on,
+# the safety-question files after 2.0.3 blocked questions about which medicines are dangerous together.
+WRITTEN = {n: ("2026-12-04 after prism-default 2.0.3 was trained" if n.startswith("safety_")
+               else "2026-12-03 after prism-default 2.0.2 was trained" if n.startswith("long_")
+               else "2026-12-03 before prism-default 2.0 was trained")
            for n in SPECS}
 
 MIN_ROWS = {
@@ -31,6 +34,8 @@ MIN_ROWS = {
     "long_harmful.tsv": 70,
     "long_benign.txt": 100,
     "long_safe_responses.txt": 50,
+    "safety_questions.tsv": 90,
+    "safety_harmful.tsv": 45,
 }
 
 MIN_HARMFUL_PER_CATEGORY = {

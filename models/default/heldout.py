@@ -25,6 +25,9 @@ Hand-written probes (tests/data/probes/, format in the file header of each; neve
   context) vs long_benign.txt (0: pasted emails, notes, articles, chapters). Written after 2.0.2,
   whose 48-token training crops made 128-token windows of everyday prose look like jailbreaks.
 - probe_long_responses (response, fpr): long_safe_responses.txt (long helpful answers and refusals).
+- probe_safety (prompt): safety_harmful.tsv (1: poisoning, toxic fumes, self-harm with the same
+  knowledge) vs safety_questions.tsv (0: which medicines or chemicals are dangerous together, storage,
+  first aid). Written after 2.0.3, which blocked "Which medicines are dangerous to take together?".
 - probe_obf_{leet,spaced,dotted,typos} (prompt): probe_harmful_vs_lookalikes with every text
   transformed (same labels and categories), to compare recall with clean recall and to see
   whether obfuscated look-alikes get flagged: leet (a4 e3 i1 o0 s5 t7), spaced (letters
@@ -96,6 +99,8 @@ PROBE_FILES = {
     "long_harmful.tsv": (("category", "text"), 1),
     "long_benign.txt": (("text",), 0),
     "long_safe_responses.txt": (("text",), 0),
+    "safety_harmful.tsv": (("category", "text"), 1),
+    "safety_questions.tsv": (("category", "text"), 0),
 }
 
 
@@ -212,6 +217,9 @@ def probe_sets(folder: Path) -> list[HeldoutSet]:
                    rows("long_harmful.tsv") + rows("long_benign.txt")),
         HeldoutSet("probe_long_responses", "response", "probe", "hand-written long assistant replies, all safe",
                    rows("long_safe_responses.txt")),
+        HeldoutSet("probe_safety", "prompt", "probe",
+                   "hand-written requests that turn hazard knowledge on someone vs safety questions about the same hazards",
+                   rows("safety_harmful.tsv") + rows("safety_questions.tsv")),
     ]
     for variant, fn in OBFUSCATIONS.items():
         sets.append(HeldoutSet(f"probe_obf_{variant}", "prompt", "obfuscation",

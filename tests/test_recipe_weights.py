@@ -1,0 +1,50 @@
+"""Training targets of the default model (models/default/recipe_weights.py), on made-up rows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "default"))
+
+from recipe_rows import CATEGORIES, Row  # noqa: E402
+from recipe_weights import POS_WEIGHT_CAP, category_fit, category_pos_weight, targets  # noqa: E402
+
+
+def _rows() -> list[Row]:
+    """90 toxic and 10 sex_crime unsafe rows, 5 unsafe rows without a category, 50 safe rows."""
+    rows = [Row(f"t{i}", 1, frozenset({"toxic"}), "x/toxic", "content") for i in range(90)]
+    rows += [Row(f"s{i}", 1, frozenset({"sex_crime"}), "x/s3", "request") for i in range(10)]
+    rows += [Row(f"u{i}", 1, frozenset(), "x/unknown", "request") for i in range(5)]
+    rows += [Row(f"b{i}", 0, frozenset(), "x/benign", "benign") for i in range(50)]
+    return rows
+
+
+def test_rare_categories_get_heavier_positives_and_common_ones_are_left_alone():
+    y, mask, _ = targets(_rows())
+    pw = category_pos_weight(y, mask)
+    assert pw.shape == (len(CATEGORIES),)
+    s3, toxic = CATEGORIES.index("sex_crime"), CATEGORIES.index("toxic")
+    assert abs(pw[s3] - 3.0) < 1e-6  # sqrt(90 / 10): only the 100 rows with a category count
+    assert pw[toxic] == 1.0  # 90 positives against 10: never weighed below 1
+    assert pw[CATEGORIES.index("child")] == 1.0  # no positive at all: nothing to lift
+
+
+def test_the_weight_is_capped():
+    y, mask, _ = targets(_rows())
+    assert category_pos_weight(y, mask, cap=2.0)[CATEGORIES.index("sex_crime")] == 2.0
+    assert POS_WEIGHT_CAP >= 1.0
+
+
+def test_category_fit_counts_only_rows_labelled_with_the_category():
+    rows = _rows()
+    p = np.zeros((len(rows), len(CATEGORIES) + 1), dtype=np.float32)
+    s3 = CATEGORIES.index("sex_crime") + 1
+    p[90:95, s3] = 0.9  # half of the ten sex_crime rows reach 0.5
+    p[:90, s3] = 0.9  # toxic rows scoring high on S3 do not count toward S3's fit
+    fit = category_fit(p, rows)
+    assert fit["sex_crime"] == {"n": 10, "recall": 0.5}
+    assert fit["toxic"]["recall"] == 0.0 and fit["toxic"]["n"] == 90
+    assert "child" not in fit

@@ -40,7 +40,7 @@ from recipe_config import MAX_LEN, MAX_LEN_TRAIN, SEED, VERSION, WORK  # noqa: E
 from recipe_encoder import FROZEN_LAYERS, build_model, encode, raw_probs, tokenizer, train  # noqa: E402
 from recipe_export import export_int8, ort_predict, write_model_folder  # noqa: E402
 from recipe_report import report_test  # noqa: E402
-from recipe_weights import augment, category_fit, category_pos_weight, targets  # noqa: E402
+from recipe_weights import POS_WEIGHT_CAP, augment, category_fit, category_pos_weight, targets  # noqa: E402
 
 
 def main() -> None:
@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on this many rows only (a smoke run)")
     ap.add_argument("--frozen-layers", type=int, default=FROZEN_LAYERS, help="lower encoder layers kept as pretrained")
+    ap.add_argument("--cat-pos-weight-cap", type=float, default=POS_WEIGHT_CAP,
+                    help="cap on the category heads' positive weights; 1 trains them unweighted")
     ap.add_argument("--weights", type=Path, help="skip training: load these trained weights (work/model.pt of a run)")
     args = ap.parse_args()
 
@@ -80,7 +82,7 @@ def main() -> None:
 
     tok = tokenizer()
     y, cat_mask, w = targets(tr)
-    cat_pw = category_pos_weight(y, cat_mask)
+    cat_pw = category_pos_weight(y, cat_mask, args.cat_pos_weight_cap)
     log("category positive weights: " + ", ".join(f"{c} {v:.1f}" for c, v in zip(rd.CATEGORIES, cat_pw)))
     model = build_model(len(rd.LABELS), args.frozen_layers)
     if args.weights:
@@ -116,6 +118,7 @@ def main() -> None:
                     "int8_decision_agreement": agree, "train_seconds": t_train, "total_seconds": time.time() - t_start,
                     "rows": {k: len(v) for k, v in sp.items()}, "train_rows_augmented": len(tr),
                     "model_mb": onnx_path.stat().st_size / 1e6, "frozen_layers": args.frozen_layers, "epochs": args.epochs,
+                    "cat_pos_weight_cap": args.cat_pos_weight_cap,
                     "near_copies_dropped": len(rd.DROPPED_NEAR_COPIES)})
     (WORK / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")

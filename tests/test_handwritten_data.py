@@ -206,3 +206,20 @@ def test_obfuscation_needs_nothing_outside_the_standard_library():
     src = (MODEL_DIR / "obfuscation.py").read_text(encoding="utf-8")
     imports = set(re.findall(r"^(?:from|import) (\w+)", src, re.M))
     assert imports <= {"__future__", "random", "re", "typing"}
+
+
+def test_opt_in_files_load_only_when_named_and_hold_no_duplicate_of_any_other_row():
+    """train.py --with TAG: the shipped recipe skips them; named, they parse and repeat no other row."""
+    for tag in hw.OPT_IN:
+        assert not any(f.endswith(f"_{tag}.tsv") or f.endswith(f"_{tag}.txt")
+                       for stem in ("hard_negatives.tsv", "harmful_requests.tsv") for f in hw.files(stem))
+    hw.ENABLED.update(hw.OPT_IN)
+    try:
+        full = list(hw.load_all())
+        assert {f for stem in ("hard_negatives.tsv", "harmful_requests.tsv") for f in hw.files(stem)} >= {
+            f"{stem}_{tag}.tsv" for stem in ("hard_negatives", "harmful_requests") for tag in hw.OPT_IN}
+    finally:
+        hw.ENABLED.clear()
+    assert len(full) - len(ALL) >= 400  # 280 safety questions and 130 harmful twins
+    keys = Counter(" ".join(r.text.lower().split()) for r in full)
+    assert [k for k, n in keys.items() if n > 1] == []

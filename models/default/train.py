@@ -34,6 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import handwritten  # noqa: E402
 import recipe_data as rd  # noqa: E402
 from recipe_calibrate import choose_operating_point  # noqa: E402
 from recipe_config import MAX_LEN, MAX_LEN_TRAIN, SEED, VERSION, WORK  # noqa: E402
@@ -51,10 +52,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on this many rows only (a smoke run)")
     ap.add_argument("--frozen-layers", type=int, default=FROZEN_LAYERS, help="lower encoder layers kept as pretrained")
-    ap.add_argument("--cat-pos-weight-cap", type=float, default=POS_WEIGHT_CAP,
-                    help="cap on the category heads' positive weights; 1 trains them unweighted")
+    ap.add_argument("--cat-pos-weight-cap", type=float, default=1.0,
+                    help=f"cap on the category heads' positive weights (recipe_weights.category_pos_weight); 1, the "
+                         f"shipped model's, trains them unweighted; {POS_WEIGHT_CAP:g} lifts the rare heads' fit")
+    ap.add_argument("--with", dest="with_tags", action="append", default=[], choices=sorted(handwritten.OPT_IN),
+                    help="also train on data/*_TAG files that the shipped model was not trained on (repeat)")
     ap.add_argument("--weights", type=Path, help="skip training: load these trained weights (work/model.pt of a run)")
     args = ap.parse_args()
+    handwritten.ENABLED.update(args.with_tags)
 
     import torch
 
@@ -74,6 +79,7 @@ def main() -> None:
     sp = rd.split(rows)
     log(f"data: {len(rows)} unique texts; " + ", ".join(f"{k} {len(v)}" for k, v in sp.items()))
     log("sets read: " + ", ".join(sorted({p.split('/')[0] for p in rd.READ_LOG})))
+    log(f"opt-in data: {', '.join(sorted(args.with_tags)) or 'none'}")
     log(f"dropped as near-copies of held-out probes: {len(rd.DROPPED_NEAR_COPIES)} rows")
     tr = augment(sp["train"], random.Random(SEED))
     if args.limit:
@@ -118,7 +124,7 @@ def main() -> None:
                     "int8_decision_agreement": agree, "train_seconds": t_train, "total_seconds": time.time() - t_start,
                     "rows": {k: len(v) for k, v in sp.items()}, "train_rows_augmented": len(tr),
                     "model_mb": onnx_path.stat().st_size / 1e6, "frozen_layers": args.frozen_layers, "epochs": args.epochs,
-                    "cat_pos_weight_cap": args.cat_pos_weight_cap,
+                    "cat_pos_weight_cap": args.cat_pos_weight_cap, "with": sorted(args.with_tags),
                     "near_copies_dropped": len(rd.DROPPED_NEAR_COPIES)})
     (WORK / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")

@@ -48,3 +48,35 @@ def test_category_fit_counts_only_rows_labelled_with_the_category():
     assert fit["sex_crime"] == {"n": 10, "recall": 0.5}
     assert fit["toxic"]["recall"] == 0.0 and fit["toxic"]["n"] == 90
     assert "child" not in fit
+
+
+def test_severe_rows_weigh_more_before_balancing():
+    rows = _rows()
+    _, _, w1 = targets(rows)
+    _, _, w3 = targets(rows, severe=3.0)
+    s3 = slice(90, 100)
+    toxic = slice(0, 90)
+    ratio1 = w1[s3].mean() / w1[toxic].mean()  # 2: requests weigh 1, content rows 0.5
+    assert abs(w3[s3].mean() / w3[toxic].mean() - 3.0 * ratio1) < 1e-4
+    # the balance of unsafe to safe mass is kept whatever the severe weight
+    pos, neg = w3[:105].sum(), w3[105:].sum()
+    assert abs(neg / pos - 1.2) < 1e-4
+
+
+def test_severe_fit_reads_scores_as_the_shipped_policies_do():
+    from recipe_rows import LABELS
+    from recipe_weights import severe_fit
+
+    rows = _rows()
+    p = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
+    s3, s4 = LABELS.index("sex_crime"), LABELS.index("child")
+    p[90:100, 0] = 0.6  # every S3 row over the default threshold...
+    p[90:93, 0] = 0.9  # ...three also over minimal's overall 0.85
+    p[93:95, s3] = 0.5  # two more caught by minimal's S3 threshold
+    p[95, s4] = 0.3  # one by minimal's S4 threshold (0.25)
+    p[:90, 0] = 1.0  # toxic rows do not count
+    fit = severe_fit(p, rows)
+    assert fit["n"] == 10
+    assert fit["overall 0.5"] == 1.0
+    assert abs(fit["minimal"] - 0.6) < 1e-6
+    assert severe_fit(p, rows[:90]) == {"n": 0}

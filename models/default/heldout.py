@@ -28,6 +28,10 @@ Hand-written probes (tests/data/probes/, format in the file header of each; neve
 - probe_safety (prompt): safety_harmful.tsv (1: poisoning, toxic fumes, self-harm with the same
   knowledge) vs safety_questions.tsv (0: which medicines or chemicals are dangerous together, storage,
   first aid). Written after 2.0.3, which blocked "Which medicines are dangerous to take together?".
+- probe_s34 (prompt): s34_harmful.tsv (1: S3/S4 requests whose harm is in intent, access, secrecy,
+  incapacitation or cover-up, mostly without sexual words) vs s34_lookalikes.tsv (0: parents, survivors,
+  clinicians and investigators asking about the same things). Written after 2.0.3 by a writer who saw
+  no training data, when 13 retrains of nearby recipes kept missing two such S3/S4 probes.
 - probe_obf_{leet,spaced,dotted,typos} (prompt): probe_harmful_vs_lookalikes with every text
   transformed (same labels and categories), to compare recall with clean recall and to see
   whether obfuscated look-alikes get flagged: leet (a4 e3 i1 o0 s5 t7), spaced (letters
@@ -101,6 +105,8 @@ PROBE_FILES = {
     "long_safe_responses.txt": (("text",), 0),
     "safety_harmful.tsv": (("category", "text"), 1),
     "safety_questions.tsv": (("category", "text"), 0),
+    "s34_harmful.tsv": (("category", "text"), 1),
+    "s34_lookalikes.tsv": (("category", "text"), 0),
 }
 
 
@@ -220,6 +226,9 @@ def probe_sets(folder: Path) -> list[HeldoutSet]:
         HeldoutSet("probe_safety", "prompt", "probe",
                    "hand-written requests that turn hazard knowledge on someone vs safety questions about the same hazards",
                    rows("safety_harmful.tsv") + rows("safety_questions.tsv")),
+        HeldoutSet("probe_s34", "prompt", "probe",
+                   "hand-written S3/S4 requests whose harm is in intent or context, not in sexual words, vs look-alikes",
+                   rows("s34_harmful.tsv") + rows("s34_lookalikes.tsv")),
     ]
     for variant, fn in OBFUSCATIONS.items():
         sets.append(HeldoutSet(f"probe_obf_{variant}", "prompt", "obfuscation",

@@ -220,6 +220,6 @@ def test_opt_in_files_load_only_when_named_and_hold_no_duplicate_of_any_other_ro
             f"{stem}_{tag}.tsv" for stem in ("hard_negatives", "harmful_requests") for tag in hw.OPT_IN}
     finally:
         hw.ENABLED.clear()
-    assert len(full) - len(ALL) >= 400  # 280 safety questions and 130 harmful twins
+    assert len(full) - len(ALL) >= 700  # safety: 280 questions, 130 harmful twins; s34c: 200 requests, 120 look-alikes
     keys = Counter(" ".join(r.text.lower().split()) for r in full)
     assert [k for k, n in keys.items() if n > 1] == []

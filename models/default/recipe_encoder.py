@@ -163,7 +163,8 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        run = 0.98 * run + 0.02 * float(loss) if step else float(loss)
+        lv = loss.item()
+        run = 0.98 * run + 0.02 * lv if step else lv
         if step % 50 == 0 or step == total - 1:
             el = time.time() - t0
             log(f"  step {step + 1}/{total} loss {run:.4f} {el:.0f}s elapsed, ~{el / (step + 1) * (total - step - 1):.0f}s left")

@@ -28,8 +28,8 @@ SAFE_KINDS = ("refusal", "redirect", "helpful")  # first field of responses_safe
 # (train.py --with TAG), so the default recipe still re-trains the shipped weights. "safety" (safety
 # questions about hazards and their harmful twins) cut 2.0.3's false positives on held-out safety
 # questions from 0.18 to 0.05 but moved the calibrated point from 0.83 to 0.88 and cost 3 points of recall
-# (CARD_NOTES, "Tried after 2.0.3"). "s34c" (a third pass of intent-only S3/S4 requests and look-alikes) is
-# measured in CARD_NOTES, "S3/S4 rows, third pass".
+# (CARD_NOTES, "Tried after 2.0.3"). "s34c" (a fourth pass of intent-only S3/S4 requests and look-alikes) is
+# measured in CARD_NOTES, "S3/S4 rows, fourth pass".
 OPT_IN = frozenset({"safety", "s34c"})
 ENABLED: set[str] = set()
 

@@ -96,6 +96,7 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         L += ["## Speed (2-core machine)", ""] + [f"- {k}: {v}" for k, v in bench.items()] + [""]
     L += ["## Reproduce", "",
           "```", "pip install -e '.[train]'", "python models/default/train.py        # writes model.onnx, tokenizer.json, prism.json",
+          "python models/default/train.py --device cuda   # the same on a GPU, about 4 min (a run close to, not equal to, the CPU's)",
           "python models/default/measure.py --rebuild", "python models/default/write_card.py", "```", "",
           f"Training took {metrics['train_seconds'] / 60:.0f} min on this project's 2-core CPU machine;",
           f"the whole recipe {metrics['total_seconds'] / 60:.0f} min. Crops of {MAX_LEN_TRAIN} tokens, {metrics.get('epochs', 1.5):g} epochs, seed fixed;",

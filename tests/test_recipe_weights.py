@@ -10,7 +10,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "default"))
 
 from recipe_rows import CATEGORIES, Row  # noqa: E402
-from recipe_weights import POS_WEIGHT_CAP, category_fit, category_pos_weight, targets  # noqa: E402
+from recipe_weights import POS_WEIGHT_CAP, average_weights, category_fit, category_pos_weight, targets  # noqa: E402
 
 
 def _rows() -> list[Row]:
@@ -80,3 +80,22 @@ def test_severe_fit_reads_scores_as_the_shipped_policies_do():
     assert fit["overall 0.5"] == 1.0
     assert abs(fit["minimal"] - 0.6) < 1e-6
     assert severe_fit(p, rows[:90]) == {"n": 0}
+
+
+def test_a_soup_is_the_mean_of_its_runs_and_keeps_integer_buffers():
+    a = {"w": np.array([1.0, 2.0], dtype=np.float32), "pos": np.arange(3)}
+    b = {"w": np.array([3.0, 6.0], dtype=np.float32), "pos": np.arange(3)}
+    c = {"w": np.array([5.0, 1.0], dtype=np.float32), "pos": np.arange(3)}
+    soup = average_weights([a, b, c])
+    assert np.allclose(soup["w"], [3.0, 3.0]) and soup["w"].dtype == np.float32
+    assert soup["pos"].dtype == a["pos"].dtype and (soup["pos"] == [0, 1, 2]).all()
+    assert np.allclose(average_weights([a])["w"], a["w"])
+
+
+def test_runs_of_different_networks_are_not_averaged():
+    import pytest
+
+    with pytest.raises(ValueError, match="different networks"):
+        average_weights([{"w": np.zeros(2)}, {"v": np.zeros(2)}])
+    with pytest.raises(ValueError, match="no weights"):
+        average_weights([])

@@ -128,3 +128,21 @@ def severe_fit(p: np.ndarray, rows: list[rd.Row]) -> dict[str, float | int]:
     s3, s4 = (rd.LABELS.index(c) for c in SEVERE)
     q = p[idx]
     return {"n": len(idx)} | {k: float(rule(q, s3, s4).mean()) for k, rule in SEVERE_RULES.items()}
+
+
+def average_weights(states: list[dict]) -> dict:
+    """Uniform soup: the element-wise mean of several runs' weights (torch state dicts, or dicts of numpy
+    arrays). Why it is sound here: every run starts from the same pretrained encoder and the same head
+    initialisation and differs only in shuffling and augmentation, so the runs stay in one basin; their
+    mean scores about like their ensemble at one model's cost and smooths out the seed-to-seed swings
+    seen in the GPU sweep. Integer buffers (position ids) are taken from the first run."""
+    if not states:
+        raise ValueError("no weights to average")
+    keys = list(states[0])
+    if any(list(s) != keys for s in states[1:]):
+        raise ValueError("weights from different networks cannot be averaged")
+
+    def is_float(t) -> bool:
+        return t.is_floating_point() if hasattr(t, "is_floating_point") else np.issubdtype(t.dtype, np.floating)
+
+    return {k: sum(s[k] for s in states) / len(states) if is_float(states[0][k]) else states[0][k] for k in keys}

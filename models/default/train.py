@@ -42,7 +42,7 @@ from recipe_config import MAX_LEN, MAX_LEN_TRAIN, SEED, VERSION, WORK  # noqa: E
 from recipe_encoder import FROZEN_LAYERS, build_model, encode, raw_probs, tokenizer, train  # noqa: E402
 from recipe_export import export_int8, ort_predict, write_model_folder  # noqa: E402
 from recipe_report import report_test  # noqa: E402
-from recipe_weights import POS_WEIGHT_CAP, augment, category_fit, category_pos_weight, severe_fit, targets  # noqa: E402
+from recipe_weights import POS_WEIGHT_CAP, augment, average_weights, category_fit, category_pos_weight, severe_fit, targets  # noqa: E402
 
 
 def main() -> None:
@@ -63,7 +63,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=SEED, help="shuffling, augmentation and initialisation (not the split)")
     ap.add_argument("--device", default="cpu", help="torch device for training and calibration (cuda speeds it up; "
                     "export and the int8 check always run on the CPU)")
-    ap.add_argument("--weights", type=Path, help="skip training: load these trained weights (work/model.pt of a run)")
+    ap.add_argument("--weights", type=Path, nargs="+", help="skip training: load these trained weights (model.pt of a "
+                    "run); several are averaged into one model (a uniform soup of runs from the same start)")
+    ap.add_argument("--work", type=Path, default=WORK, help="scratch for model.pt, train.log and metrics.json "
+                    "(give each run its own when several train at once)")
     args = ap.parse_args()
     handwritten.ENABLED.update(args.with_tags)
 
@@ -73,8 +76,9 @@ def main() -> None:
     random.seed(args.seed)
     np.random.seed(args.seed)
     t_start = time.time()
-    WORK.mkdir(parents=True, exist_ok=True)
-    logf = open(WORK / "train.log", "w", encoding="utf-8")
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    logf = open(work / "train.log", "w", encoding="utf-8")
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -98,13 +102,13 @@ def main() -> None:
     log("category positive weights: " + ", ".join(f"{c} {v:.1f}" for c, v in zip(rd.CATEGORIES, cat_pw)))
     model = build_model(len(rd.LABELS), args.frozen_layers)
     if args.weights:
-        model.load_state_dict(torch.load(args.weights, map_location="cpu"))
+        model.load_state_dict(average_weights([torch.load(p, map_location="cpu") for p in args.weights]))
         model.to(args.device)
-        log(f"weights loaded from {args.weights}; not trained again")
+        log(f"weights loaded from {', '.join(map(str, args.weights))}; not trained again")
     else:
         train(model, encode(tok, [r.text for r in tr], MAX_LEN_TRAIN), y, cat_mask, w, args.epochs, args.lr, seed=args.seed,
               log=log, cat_pos_weight=cat_pw, device=args.device)
-        torch.save(model.state_dict(), WORK / "model.pt")  # so calibration and export can be re-run alone
+        torch.save(model.state_dict(), work / "model.pt")  # so calibration and export can be re-run alone
     t_train = time.time() - t_start
 
     va = sp["val"]
@@ -137,8 +141,9 @@ def main() -> None:
                     "model_mb": onnx_path.stat().st_size / 1e6, "frozen_layers": args.frozen_layers, "epochs": args.epochs,
                     "cat_pos_weight_cap": args.cat_pos_weight_cap, "with": sorted(args.with_tags), "device": args.device, "seed": args.seed,
                     "severe_weight": args.severe_weight,
+                    "soup_of": [str(p) for p in args.weights or []],
                     "near_copies_dropped": len(rd.DROPPED_NEAR_COPIES)})
-    (WORK / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     log(f"done in {time.time() - t_start:.0f}s; model.onnx {onnx_path.stat().st_size / 1e6:.1f} MB")
 
 

@@ -43,7 +43,10 @@ run() {
   local name=$1; shift
   local d=/tmp/r_$name
   mkdir -p "$d" && tar -c --exclude=./.devcarry --exclude=./.git --exclude=./models/default/work . | tar -x -C "$d"
-  (cd "$d" && timeout "$TL" $PY models/default/train.py --device $DEV --threads 2 --out /tmp/m_$name $EXTRA "$@" \
+  # one seed and no opt-in rows unless the variant says so (the recorded sweeps ran before 2.1.0 made the
+  # three-seed soup with both opt-in sets the default)
+  (cd "$d" && timeout "$TL" $PY models/default/train.py --device $DEV --threads 2 --out /tmp/m_$name $EXTRA \
+     --seeds 1234 --with none "$@" \
      > /tmp/runs/train_$name.log 2>&1; echo "exit $?" >> /tmp/runs/train_$name.log
    cp models/default/work/metrics.json /tmp/runs/metrics_$name.json 2>/dev/null)
 }
@@ -62,6 +65,7 @@ for v in $VARIANTS; do
     J) run J --cat-pos-weight-cap 6 --severe-weight 3 --with safety --seed 7 & ;;
     K) run K --cat-pos-weight-cap 1 --severe-weight 3 & ;;
     L) run L --cat-pos-weight-cap 6 --severe-weight 2 --with safety & ;;
+    S) run S --with safety --with s34c --seeds 1234 7 99 & ;;   # 2.1.0's recipe (TL=900)
   esac
 done
 wait

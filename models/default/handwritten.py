@@ -24,13 +24,14 @@ CATEGORIES = LABELS[1:]
 SAFE_KINDS = ("refusal", "redirect", "helpful")  # first field of responses_safe.tsv
 
 
-# Companion tags written and measured, but not in the shipped model: loaded only when named in ENABLED
-# (train.py --with TAG), so the default recipe still re-trains the shipped weights. "safety" (safety
+# Companion tags written after 2.0.3 and measured one by one: loaded only when named in ENABLED
+# (train.py --with TAG), so that each can be left out to measure what it brings. "safety" (safety
 # questions about hazards and their harmful twins) cut 2.0.3's false positives on held-out safety
-# questions from 0.18 to 0.05 but moved the calibrated point from 0.83 to 0.88 and cost 3 points of recall
-# (CARD_NOTES, "Tried after 2.0.3"). "s34c" (a fourth pass of intent-only S3/S4 requests and look-alikes) is
-# measured in CARD_NOTES, "S3/S4 rows, fourth pass".
+# questions from 0.18 to 0.05 (CARD_NOTES, "Tried after 2.0.3"); "s34c" (a fourth pass of intent-only
+# S3/S4 requests and look-alikes) is measured in CARD_NOTES, "S3/S4 rows, fourth pass". 2.1.0 trains on
+# both (SHIPPED_WITH, train.py's default).
 OPT_IN = frozenset({"safety", "s34c"})
+SHIPPED_WITH = frozenset({"safety", "s34c"})
 ENABLED: set[str] = set()
 
 

@@ -15,11 +15,11 @@ from recipe_config import WORK
 from recipe_encoder import minilm_dir
 
 
-def export_int8(model, out: Path, log: Callable[[str], None] = print) -> Path:
+def export_int8(model, out: Path, log: Callable[[str], None] = print, work: Path = WORK) -> Path:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fp32 = WORK / "model.fp32.onnx"
+    fp32 = work / "model.fp32.onnx"  # each run its own: runs side by side must not quantize each other's graph
     x = torch.ones((2, 12), dtype=torch.long)
     model.eval()
     torch.onnx.export(

@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import handwritten  # noqa: E402
 import recipe_data as rd  # noqa: E402
 
 MIN_COUNT = 3
@@ -44,6 +45,7 @@ def tokenizer_words() -> list[str]:
 
 
 def main() -> None:
+    handwritten.ENABLED.update(handwritten.SHIPPED_WITH)  # the rows the shipped model trained on
     rows = rd.load_all()
     c = count_words(r.text for r in rows)
     words = sorted((w for w, n in c.items() if n >= MIN_COUNT), key=lambda w: (-c[w], w))

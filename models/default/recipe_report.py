@@ -16,11 +16,11 @@ from recipe_export import ort_predict
 from recipe_metrics import average_precision, block_decision, eval_sets, rates
 
 
-def report_test(folder: Path, test: list[rd.Row], log: Callable[[str], None] = print) -> dict:
-    (WORK / "eval").mkdir(parents=True, exist_ok=True)
+def report_test(folder: Path, test: list[rd.Row], log: Callable[[str], None] = print, work: Path = WORK) -> dict:
+    (work / "eval").mkdir(parents=True, exist_ok=True)
     out: dict = {"sets": {}}
     for name, items in eval_sets(test).items():
-        with open(WORK / "eval" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+        with open(work / "eval" / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for it in items:
                 f.write(json.dumps({"text": it["text"], "label": it["label"], "category": it["category"]}) + "\n")
         if not items:

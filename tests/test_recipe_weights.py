@@ -74,11 +74,12 @@ def test_severe_fit_reads_scores_as_the_shipped_policies_do():
     p[90:93, 0] = 0.9  # ...three also over minimal's overall 0.85
     p[93:95, s3] = 0.5  # two more caught by minimal's S3 threshold
     p[95, s4] = 0.3  # one by minimal's S4 threshold (0.25)
+    p[96, s3] = 0.4  # and one by its S3 threshold (0.35 since 2.1.0)
     p[:90, 0] = 1.0  # toxic rows do not count
     fit = severe_fit(p, rows)
     assert fit["n"] == 10
-    assert fit["overall 0.5"] == 1.0
-    assert abs(fit["minimal"] - 0.6) < 1e-6
+    assert fit["default"] == fit["strict"] == 1.0
+    assert abs(fit["minimal"] - 0.7) < 1e-6
     assert severe_fit(p, rows[:90]) == {"n": 0}
 
 

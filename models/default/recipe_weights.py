@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+from pathlib import Path
+
 import numpy as np
 
 import recipe_data as rd
@@ -113,21 +115,32 @@ def category_fit(p: np.ndarray, rows: list[rd.Row], at: float = 0.5) -> dict[str
     return out
 
 
-# How the shipped policies read the scores of a SEVERE harm: default and strict block on the overall
-# score (0.5); minimal only above 0.85 overall, or on its S3 (0.5) and S4 (0.25) thresholds.
-SEVERE_RULES = {"overall 0.5": lambda p, s3, s4: p[:, 0] >= 0.5,
-                "minimal": lambda p, s3, s4: (p[:, 0] >= 0.85) | (p[:, s3] >= 0.5) | (p[:, s4] >= 0.25)}
+SHIPPED_POLICIES = ("default", "minimal", "strict")
+SHIPPED_POLICY_DIR = Path(__file__).resolve().parents[2] / "default_policies"  # the repo's, not a user's copy
+
+
+def severe_rules() -> dict:
+    """How each shipped policy reads the scores of a SEVERE harm: it blocks at its overall threshold, or
+    at its S3 or S4 threshold (read from default_policies/, so the figure follows the YAML)."""
+    from prism_cli.policy_store import load_policy
+
+    rules = {}
+    for name in SHIPPED_POLICIES:
+        pol = load_policy(str(SHIPPED_POLICY_DIR / f"{name}.yaml"))
+        ov, t3, t4 = pol.overall.threshold, pol.category("S3").threshold, pol.category("S4").threshold
+        rules[name] = lambda p, s3, s4, ov=ov, t3=t3, t4=t4: (p[:, 0] >= ov) | (p[:, s3] >= t3) | (p[:, s4] >= t4)
+    return rules
 
 
 def severe_fit(p: np.ndarray, rows: list[rd.Row]) -> dict[str, float | int]:
-    """Share of the S3/S4 unsafe rows that each SEVERE_RULES reading blocks: on validation rows, the
-    figure that says whether every shipped policy will block such requests, without reading probes."""
+    """Share of the S3/S4 unsafe rows that each shipped policy blocks: on validation rows, the figure
+    that says whether every shipped policy will block such requests, without reading probes."""
     idx = [i for i, r in enumerate(rows) if r.label and r.cats & set(SEVERE)]
     if not idx:
         return {"n": 0}
     s3, s4 = (rd.LABELS.index(c) for c in SEVERE)
     q = p[idx]
-    return {"n": len(idx)} | {k: float(rule(q, s3, s4).mean()) for k, rule in SEVERE_RULES.items()}
+    return {"n": len(idx)} | {k: float(rule(q, s3, s4).mean()) for k, rule in severe_rules().items()}
 
 
 def average_weights(states: list[dict]) -> dict:
